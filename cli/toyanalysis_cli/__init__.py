@@ -1,0 +1,1 @@
+"""The ``toyanalysis`` command line: a thin click shell over the library."""

@@ -1,0 +1,52 @@
+"""toyanalysis: superposition in toy models, from training to geometry.
+
+Train many small models side by side, keep every checkpoint in a Zarr-backed
+xarray store, and ask what shapes the features form, when those shapes change,
+and which neurons are polysemantic.
+
+Heavy modules are imported on first use, so ``import toyanalysis`` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    "RunConfig": "toyanalysis.config",
+    "TrainConfig": "toyanalysis.config",
+    "SweepAxis": "toyanalysis.config",
+    "FeatureSet": "toyanalysis.config",
+    "Record": "toyanalysis.config",
+    "preset": "toyanalysis.presets",
+    "presets": "toyanalysis.presets",
+    "train": "toyanalysis.train",
+    "open_store": "toyanalysis.store",
+    "ingest": "toyanalysis.ingest",
+    "measures": "toyanalysis.measures",
+    "classify": "toyanalysis.geometry",
+    "phases": "toyanalysis.phases",
+    "phase_diagram": "toyanalysis.phases",
+    "neurons": "toyanalysis.neurons",
+    "ToyAnalysisError": "toyanalysis.errors",
+    "StoreError": "toyanalysis.errors",
+    "ConfigError": "toyanalysis.errors",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toyanalysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
