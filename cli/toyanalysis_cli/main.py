@@ -18,6 +18,8 @@ from toyanalysis_cli._common import Group
 _COMMAND_MODULES = (
     "toyanalysis_cli.run",
     "toyanalysis_cli.analysis",
+    "toyanalysis_cli.dynamics",
+    "toyanalysis_cli.report",
 )
 
 
