@@ -211,8 +211,8 @@ def save_analysis(path: str | os.PathLike[str], result: xr.Dataset, name: str) -
     group = f"{ANALYSIS}/{name}"
     out = result.copy()
     for var in list(out.variables):
-        if out[var].dtype.kind in "OU":
-            out[var] = out[var].astype(str)
+        if out[var].dtype.kind == "U":  # fixed-width unicode has no Zarr v3 spec; variable-length has
+            out[var] = out[var].astype(object)
     out.to_zarr(path, group=group, mode="w", zarr_format=3, consolidated=False)
     return group
 

@@ -38,3 +38,7 @@ for _name in _COMMAND_MODULES:
         continue
     for _command in _module.COMMANDS:
         main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

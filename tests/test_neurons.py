@@ -1,0 +1,198 @@
+"""Neuron polysemanticity: hand-built weights with known answers, invariances, trained presets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.neurons import neurons, participation
+
+DIMS = ("step", "instance", "hidden", "feature")
+
+
+def as_store(W: np.ndarray, model: str = "hidden_relu", W_out: np.ndarray | None = None, **coords) -> xr.Dataset:
+    """A store-shaped Dataset from W (instance, hidden, feature) at one step."""
+    data = {"W": (DIMS, W[None].astype(np.float32))}
+    if W_out is not None:
+        data["W_out"] = (("step", "instance", "feature", "hidden"), W_out[None].astype(np.float32))
+    return xr.Dataset(data, coords=coords, attrs={"model": model})
+
+
+def planted(rng: np.random.Generator, groups: list[list[int]], n: int, noise: float = 0.02) -> np.ndarray:
+    """One neuron per group: equal positive weights (random scale) on the group's features, small noise elsewhere."""
+    W = noise * rng.standard_normal((len(groups), n))
+    for h, group in enumerate(groups):
+        W[h] = np.where(np.isin(np.arange(n), group), 0.0, W[h])
+        W[h, group] = rng.uniform(0.7, 1.3)
+    return W
+
+
+# --- known answers ---------------------------------------------------------------------
+def test_participation_counts_equal_features():
+    d = np.zeros((5, 7))
+    for k in range(1, 6):
+        d[k - 1, :k] = 2.5
+    assert participation(d) == pytest.approx([1, 2, 3, 4, 5])
+    # unequal weights: between 1 and 2, exactly (1 + a²)² / (1 + a⁴)
+    a = 0.4
+    assert participation(np.array([1.0, a])) == pytest.approx((1 + a**2) ** 2 / (1 + a**4))
+
+
+def test_planted_neurons_are_recovered_through_random_permutations():
+    rng = np.random.default_rng(0)
+    n = 8
+    groups = [[0], [1], [2, 3], [4, 5, 6], []]  # mono, mono, 2-poly, 3-poly, dead
+    W = planted(rng, groups, n, noise=0.01)
+    W[4] = 0.001 * rng.standard_normal(n)
+    neuron_perm, feature_perm = rng.permutation(len(groups)), rng.permutation(n)
+    Wp = W[neuron_perm][:, feature_perm]
+    result = neurons(as_store(Wp[None]))
+    where = {int(old): new for new, old in enumerate(feature_perm)}  # old feature id -> new column
+    expected_label = {0: "monosemantic", 1: "monosemantic", 2: "polysemantic", 3: "polysemantic", 4: "dead"}
+    for h_new, h_old in enumerate(neuron_perm):
+        r = result.isel(step=0, instance=0, hidden=h_new)
+        assert str(r["label"].values) == expected_label[int(h_old)]
+        group = groups[int(h_old)]
+        if group:
+            assert float(r["score"]) == pytest.approx(len(group), abs=0.02)
+            assert sorted(np.flatnonzero(r["drives"].values).tolist()) == sorted(where[f] for f in group)
+        else:
+            assert np.isnan(float(r["score"])) and not r["drives"].values.any()
+    summary = result.isel(step=0, instance=0)
+    assert int(summary["n_dead"]) == 1 and int(summary["n_monosemantic"]) == 2
+    assert float(summary["monosemantic_fraction"]) == pytest.approx(2 / 4)
+    assert float(summary["dead_fraction"]) == pytest.approx(1 / 5)
+    # features 7 carries no neuron; 4, 5, 6 share one
+    per_feature = summary["n_neurons"].values
+    assert per_feature[where[7]] == 0 and per_feature[where[4]] == 1
+
+
+def test_negative_weights_inhibit_hidden_relu_but_drive_abs():
+    # neuron 0: +1 on feature 0, -1 on feature 1; neuron 1: -1 on feature 2 only
+    W = np.array([[[1.0, -1.0, 0.0], [0.0, 0.0, -1.0]]])
+    relu = neurons(as_store(W, "hidden_relu")).isel(step=0, instance=0)
+    assert relu["label"].values.tolist() == ["monosemantic", "dead"]
+    W_out = np.ones((1, 3, 2))
+    both = neurons(as_store(W, "abs", W_out=W_out)).isel(step=0, instance=0)
+    assert both["label"].values.tolist() == ["polysemantic", "monosemantic"]
+    assert float(both["score"][0]) == pytest.approx(2.0)
+    assert both["top_feature"].values.tolist()[1] == 2
+    # the sign rule can be forced either way
+    forced = neurons(as_store(W, "hidden_relu"), sign="both").isel(step=0, instance=0)
+    assert forced["label"].values.tolist() == ["polysemantic", "monosemantic"]
+
+
+def test_abs_neuron_without_output_weights_is_dead():
+    W = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+    W_out = np.array([[[1.0, 0.0], [0.0, 0.0]]])  # (instance, feature, hidden): neuron 1 writes nothing
+    result = neurons(as_store(W, "abs", W_out=W_out)).isel(step=0, instance=0)
+    assert result["label"].values.tolist() == ["monosemantic", "dead"]
+    assert result["out_weight"].dims == ("hidden", "feature")
+    assert result["out_weight"].values[0, 0] == 1.0
+
+
+def test_abs_pairs_per_feature():
+    """The |x| solution for n=3, m=6: a +/- pair of neurons per feature, each monosemantic."""
+    rng = np.random.default_rng(3)
+    W = np.zeros((6, 3))
+    for i in range(3):
+        W[2 * i, i], W[2 * i + 1, i] = rng.uniform(0.8, 1.2), -rng.uniform(0.8, 1.2)
+    W += 0.01 * rng.standard_normal(W.shape)
+    perm = rng.permutation(6)
+    W = W[perm]
+    result = neurons(as_store(W[None], "abs", W_out=np.abs(W.T)[None])).isel(step=0, instance=0)
+    assert set(result["label"].values.tolist()) == {"monosemantic"}
+    assert result["n_neurons"].values.tolist() == [2, 2, 2]
+    assert float(result["monosemantic_fraction"]) == 1.0
+
+
+def test_thresholds_move_the_labels():
+    W = np.array([[[1.0, 0.6, 0.0]]])  # score (1.36)^2 / 1.1296 = 1.637
+    ds = as_store(W)
+    assert str(neurons(ds)["label"].values[0, 0, 0]) == "polysemantic"
+    assert str(neurons(ds, mono_threshold=1.7)["label"].values[0, 0, 0]) == "monosemantic"
+    assert str(neurons(ds, dead_threshold=2.0)["label"].values[0, 0, 0]) == "dead"
+    assert neurons(ds, feature_fraction=0.7)["drives"].values[0, 0, 0].tolist() == [True, False, False]
+    assert neurons(ds)["drives"].values[0, 0, 0].tolist() == [True, True, False]
+
+
+def test_steps_are_selected_by_value_and_coords_are_kept():
+    W = np.stack([np.eye(2), np.ones((2, 2))])[:, None]  # (step, instance, hidden, feature)
+    ds = xr.Dataset({"W": (DIMS, W)}, coords={"step": [0, 50], "seed": ("instance", [7])},
+                    attrs={"model": "hidden_relu", "sweep": []})
+    result = neurons(ds)
+    assert result["step"].values.tolist() == [0, 50]
+    assert result["monosemantic_fraction"].values[:, 0].tolist() == [1.0, 0.0]
+    assert neurons(ds, steps=[50])["step"].values.tolist() == [50]
+    assert int(result["seed"].values[0]) == 7
+
+
+# --- bad input ---------------------------------------------------------------------------
+def test_bad_input_gets_one_line_errors():
+    ds = as_store(np.ones((1, 2, 3)))
+    with pytest.raises(ConfigError, match="privileged basis.*'relu_output'"):
+        neurons(ds.assign_attrs(model="relu_output"))
+    with pytest.raises(StoreError, match="W_out"):
+        neurons(ds.assign_attrs(model="abs"))
+    with pytest.raises(ConfigError, match="step 5 is not recorded"):
+        neurons(ds, steps=[5])
+    for kwargs, pattern in [({"mono_threshold": 0.5}, "mono_threshold"), ({"feature_fraction": 0}, "feature_fraction"),
+                            ({"dead_threshold": -1}, "dead_threshold"), ({"sign": "up"}, "sign")]:
+        with pytest.raises(ConfigError, match=pattern):
+            neurons(ds, **kwargs)
+    bad = ds.copy(deep=True)
+    bad["W"][0, 0, 0, 0] = np.nan
+    with pytest.raises(StoreError, match="NaN"):
+        neurons(bad)
+    with pytest.raises(StoreError, match="no variable W"):
+        neurons(xr.Dataset({"b": (("step", "instance", "feature"), np.zeros((1, 1, 2)))}))
+    for message in ("x",):
+        assert "\n" not in message
+
+
+# --- invariances (property tests) ---------------------------------------------------------
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.5, 3.0))
+def test_results_follow_neuron_and_feature_permutations_and_positive_scaling(seed, scale):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((2, 4, 6))
+    base = neurons(as_store(W))
+    hp, fp = rng.permutation(4), rng.permutation(6)
+    moved = neurons(as_store(W[:, hp][:, :, fp] * scale, ), dead_threshold=0.1 * scale)
+    np.testing.assert_allclose(moved["score"].values, base["score"].values[:, :, hp], rtol=1e-5)
+    assert (moved["label"].values == base["label"].values[:, :, hp]).all()
+    assert (moved["drives"].values == base["drives"].values[:, :, hp][:, :, :, fp]).all()
+    np.testing.assert_allclose(moved["monosemantic_fraction"].values, base["monosemantic_fraction"].values)
+    score = base["score"].values
+    alive = ~np.isnan(score)
+    assert np.all(score[alive] >= 1 - 1e-9) and np.all(score[alive] <= 6 + 1e-9)
+
+
+# --- trained presets -------------------------------------------------------------------------
+def test_privileged_preset_goes_from_monosemantic_to_polysemantic(tmp_path):
+    """Paper trend: dense -> every neuron monosemantic; very sparse -> polysemantic."""
+    from toyanalysis import preset, train
+    from toyanalysis.config import SweepAxis
+
+    config = preset("privileged").override(
+        steps=2000, lr=3e-2, record="every:2000", seeds=3,  # a higher lr: the paper's shape in 2000 steps
+        sweep=(SweepAxis(name="base_density", target="density", values=(1.0, 0.01)),),
+    )
+    ds = train(config, tmp_path / "privileged.zarr")
+    fraction = neurons(ds).isel(step=-1)["monosemantic_fraction"]
+    by_density = fraction.groupby("base_density").mean()
+    assert float(by_density.sel(base_density=1.0)) >= 0.8
+    assert float(by_density.sel(base_density=0.01)) <= 0.2
+
+
+def test_abs_small_preset_has_a_neuron_pair_per_feature(tmp_path):
+    from toyanalysis import preset, train
+
+    ds = train(preset("abs-small").override(steps=3000, record="every:3000", seeds=2), tmp_path / "abs.zarr")
+    result = neurons(ds).isel(step=-1)
+    assert (result["label"] == "monosemantic").all()
+    assert (result["n_neurons"] == 2).all()
