@@ -31,12 +31,13 @@ def intro_store(tmp_path_factory) -> Path:
 def cli():
     """Run the command line in-process: cli(args...) -> click Result (stderr kept apart)."""
     from click.testing import CliRunner
-
     from toyanalysis_cli.main import main
 
     runner = CliRunner()
 
     def invoke(*args: str):
-        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False, prog_name="toyanalysis")
+        return runner.invoke(
+            main, [str(a) for a in args], catch_exceptions=False, prog_name="toyanalysis"
+        )
 
     return invoke

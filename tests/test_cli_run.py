@@ -12,8 +12,21 @@ from toyanalysis import open_store
 
 def test_train_info_presets_round_trip(cli, tmp_path):
     out = tmp_path / "run.zarr"
-    result = cli("train", "--preset", "intro", "-o", out, "--steps", "120", "--record", "every:40",
-                 "--set", "batch_size=128", "--seed", "2")
+    result = cli(
+        "train",
+        "--preset",
+        "intro",
+        "-o",
+        out,
+        "--steps",
+        "120",
+        "--record",
+        "every:40",
+        "--set",
+        "batch_size=128",
+        "--seed",
+        "2",
+    )
     assert result.exit_code == 0, result.output
     assert "training intro" in result.stderr and result.stdout == ""
     ds = open_store(out)
@@ -31,7 +44,9 @@ def test_train_info_presets_round_trip(cli, tmp_path):
 
 def test_train_from_toml_and_resume_flag(cli, tmp_path):
     config = tmp_path / "run.toml"
-    config.write_text('preset = "abs-small"\nrecord = "every:10"\n[train]\nsteps = 20\nbatch_size = 64\n')
+    config.write_text(
+        'preset = "abs-small"\nrecord = "every:10"\n[train]\nsteps = 20\nbatch_size = 64\n'
+    )
     out = tmp_path / "abs.zarr"
     assert cli("train", "--config", config, "-o", out).exit_code == 0
     assert open_store(out).attrs["model"] == "abs"
@@ -45,8 +60,14 @@ def test_train_from_toml_and_resume_flag(cli, tmp_path):
         (["train", "--preset", "nope", "-o", "{tmp}/x.zarr"], "unknown preset 'nope'"),
         (["train", "-o", "{tmp}/x.zarr"], "exactly one of --preset"),
         (["train", "--preset", "intro", "-o", "{tmp}/x.zarr", "--set", "lr"], "FIELD=VALUE"),
-        (["train", "--preset", "intro", "-o", "{tmp}/x.zarr", "--set", "colour=1"], "unknown config field"),
-        (["train", "--preset", "intro", "-o", "{tmp}/x.zarr", "--record", "often"], "bad record schedule"),
+        (
+            ["train", "--preset", "intro", "-o", "{tmp}/x.zarr", "--set", "colour=1"],
+            "unknown config field",
+        ),
+        (
+            ["train", "--preset", "intro", "-o", "{tmp}/x.zarr", "--record", "often"],
+            "bad record schedule",
+        ),
         (["train", "--config", "{tmp}/none.toml", "-o", "{tmp}/x.zarr"], "no such config file"),
         (["train", "--preset", "intro", "-o", "{tmp}/x.zarr", "--resume"], "no such store"),
         (["info", "{tmp}/missing.zarr"], "no such store"),
@@ -60,7 +81,8 @@ def test_bad_input_gives_one_line_and_non_zero_exit(cli, tmp_path, args, message
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [
-        line for line in result.stderr.splitlines() if "Error" in line]
+        line for line in result.stderr.splitlines() if "Error" in line
+    ]
     assert len([line for line in result.stderr.splitlines() if line.startswith("Error:")]) == 1
 
 
@@ -74,9 +96,14 @@ def test_existing_output_needs_overwrite(cli, tmp_path):
 
 
 def test_console_script_help_and_version():
-    out = subprocess.run([sys.executable, "-m", "toyanalysis_cli.main", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "toyanalysis_cli.main", "--version"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "0.1.0" in out.stdout
     for command in ("train", "info", "presets", "ingest"):
-        help_ = subprocess.run([sys.executable, "-m", "toyanalysis_cli.main", command, "--help"],
-                               capture_output=True, text=True)
+        help_ = subprocess.run(
+            [sys.executable, "-m", "toyanalysis_cli.main", command, "--help"],
+            capture_output=True,
+            text=True,
+        )
         assert help_.returncode == 0 and "Usage:" in help_.stdout

@@ -26,7 +26,12 @@ def test_independent_features_have_their_density_and_uniform_values():
 
 
 def test_correlated_sets_switch_on_together_with_independent_values():
-    c = RunConfig(n_features=4, n_hidden=2, density=0.3, sets=(FeatureSet(kind="correlated", features=(0, 1)),))
+    c = RunConfig(
+        n_features=4,
+        n_hidden=2,
+        density=0.3,
+        sets=(FeatureSet(kind="correlated", features=(0, 1)),),
+    )
     x = _draw(c)[0]
     active = x != 0
     np.testing.assert_array_equal(active[:, 0], active[:, 1])
@@ -37,8 +42,12 @@ def test_correlated_sets_switch_on_together_with_independent_values():
 
 
 def test_anticorrelated_sets_have_at_most_one_active_member():
-    c = RunConfig(n_features=4, n_hidden=2, density=(0.2, 0.3, 0.1, 0.1),
-                  sets=(FeatureSet(kind="anticorrelated", features=(0, 1)),))
+    c = RunConfig(
+        n_features=4,
+        n_hidden=2,
+        density=(0.2, 0.3, 0.1, 0.1),
+        sets=(FeatureSet(kind="anticorrelated", features=(0, 1)),),
+    )
     x = _draw(c)[0]
     active = x != 0
     assert not np.any(active[:, 0] & active[:, 1])

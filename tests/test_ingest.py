@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from toyanalysis.errors import IngestError
-from toyanalysis.ingest import ingest
+from toyanalysis.ingestion import ingest
 
 RNG = np.random.default_rng(0)
 N_INST, N_FEAT, N_HID = 3, 5, 2
@@ -29,8 +29,10 @@ def test_a_folder_of_notebook_checkpoints_becomes_a_store(tmp_path, suffix):
     folder = tmp_path / "ckpts"
     folder.mkdir()
     for k, step in enumerate([0, 100, 1000, 250]):  # file order != step order
-        _save(folder / f"model_step{step}{suffix}",
-              {"W": W_IHF[k].transpose(0, 2, 1), "b_final": B[k]})  # notebook layout [i, f, h]
+        _save(
+            folder / f"model_step{step}{suffix}",
+            {"W": W_IHF[k].transpose(0, 2, 1), "b_final": B[k]},
+        )  # notebook layout [i, f, h]
     ds = ingest([folder], tmp_path / "run.zarr")
     assert ds["step"].values.tolist() == [0, 100, 250, 1000]
     np.testing.assert_array_equal(ds["W"].values, W_IHF[[0, 1, 3, 2]])
@@ -49,14 +51,20 @@ def test_every_layout_can_be_given_explicitly(tmp_path, layout):
 
 
 def test_state_dict_prefixes_step_entry_and_extras(tmp_path):
-    entries = {"model.W": torch.from_numpy(W_IHF[0].transpose(0, 2, 1).copy()),
-               "model.b_final": torch.from_numpy(B[0]), "step": 700,
-               "importance": torch.tensor(0.9 ** np.arange(N_FEAT)),
-               "feature_probability": torch.full((N_INST, 1), 0.1), "loss": torch.tensor([0.1, 0.2, 0.3])}
+    entries = {
+        "model.W": torch.from_numpy(W_IHF[0].transpose(0, 2, 1).copy()),
+        "model.b_final": torch.from_numpy(B[0]),
+        "step": 700,
+        "importance": torch.tensor(0.9 ** np.arange(N_FEAT)),
+        "feature_probability": torch.full((N_INST, 1), 0.1),
+        "loss": torch.tensor([0.1, 0.2, 0.3]),
+    }
     torch.save(entries, tmp_path / "final.pt")
     ds = ingest([tmp_path / "final.pt"], tmp_path / "run.zarr")
     assert ds["step"].values.tolist() == [700]
-    np.testing.assert_allclose(ds["importance"].values, np.tile(0.9 ** np.arange(N_FEAT), (N_INST, 1)))
+    np.testing.assert_allclose(
+        ds["importance"].values, np.tile(0.9 ** np.arange(N_FEAT), (N_INST, 1))
+    )
     np.testing.assert_allclose(ds["density"].values, 0.1)
     np.testing.assert_allclose(ds["loss"].values[0], [0.1, 0.2, 0.3])
 
@@ -74,7 +82,11 @@ def test_abs_model_weights(tmp_path):
 @pytest.mark.parametrize(
     "entries, layout, message",
     [
-        ({"W": np.zeros((3, 4, 4), np.float32), "b": np.zeros((3, 4), np.float32)}, None, "cannot tell the axes"),
+        (
+            {"W": np.zeros((3, 4, 4), np.float32), "b": np.zeros((3, 4), np.float32)},
+            None,
+            "cannot tell the axes",
+        ),
         ({"W": np.zeros((3, 5, 2), np.float32)}, None, "no bias"),
         ({"weights": np.zeros((5, 2), np.float32)}, None, "no weight matrix"),
         ({"W": np.zeros((5, 2), np.float32)}, "ifh", "does not fit layout"),

@@ -9,7 +9,7 @@ import torch
 from toyanalysis import models
 from toyanalysis.config import RunConfig
 from toyanalysis.data import Sampler
-from toyanalysis.train import _Adam
+from toyanalysis.training import _Adam
 
 MODELS = ["relu_output", "linear", "hidden_relu", "abs"]
 
@@ -64,6 +64,8 @@ def test_init_scales_per_instance_and_like_the_notebook():
 def test_an_instance_does_not_depend_on_how_many_share_its_run():
     alone = RunConfig(n_features=5, n_hidden=2, density=0.1)
     crowd = alone.override(seeds=4)
-    np.testing.assert_array_equal(models.init_params(alone)["W"][0], models.init_params(crowd)["W"][0])
+    np.testing.assert_array_equal(
+        models.init_params(alone)["W"][0], models.init_params(crowd)["W"][0]
+    )
     np.testing.assert_array_equal(Sampler(alone).sample()[0], Sampler(crowd).sample()[0])
     assert not torch.equal(models.init_params(crowd)["W"][0], models.init_params(crowd)["W"][1])

@@ -19,8 +19,15 @@ MODELS = ["relu_output", "linear", "hidden_relu", "abs"]
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_into_a_store_with_the_documented_layout(tmp_path, model):
-    config = RunConfig(model=model, n_features=4, n_hidden=3, importance=0.9, density=0.5, seeds=2,
-                       record="every:20").override(steps=60, batch_size=128)
+    config = RunConfig(
+        model=model,
+        n_features=4,
+        n_hidden=3,
+        importance=0.9,
+        density=0.5,
+        seeds=2,
+        record="every:20",
+    ).override(steps=60, batch_size=128)
     ds = train(config, tmp_path / "run.zarr")
     assert ds["W"].dims == ("step", "instance", "hidden", "feature")
     assert ds["W"].shape == (4, 2, 3, 4) and ds["W"].dtype == np.float32
@@ -95,7 +102,7 @@ def test_killed_process_leaves_an_openable_store_that_resumes_exactly(tmp_path):
     path = tmp_path / "killed.zarr"
     script = (
         "import sys; from toyanalysis import RunConfig, train\n"
-        f"train(RunConfig.from_json(sys.argv[1]), sys.argv[2], flush_seconds=0.05)\n"
+        "train(RunConfig.from_json(sys.argv[1]), sys.argv[2], flush_seconds=0.05)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", script, config.to_json(), str(path)])
     deadline = time.monotonic() + 60
@@ -107,7 +114,9 @@ def test_killed_process_leaves_an_openable_store_that_resumes_exactly(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     progress = read_progress(path)
-    assert progress is not None and not progress["complete"], "the run finished before it was killed"
+    assert progress is not None and not progress["complete"], (
+        "the run finished before it was killed"
+    )
     partial = open_store(path)
     n = partial.sizes["step"]
     assert n >= 20

@@ -68,10 +68,18 @@ class FeatureSet:
     features: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        _check(self.kind in SET_KINDS, f"feature set kind must be one of {SET_KINDS}, got {self.kind!r}")
+        _check(
+            self.kind in SET_KINDS,
+            f"feature set kind must be one of {SET_KINDS}, got {self.kind!r}",
+        )
         object.__setattr__(self, "features", tuple(int(f) for f in self.features))
-        _check(len(self.features) >= 2, f"a feature set needs at least 2 features, got {self.features}")
-        _check(len(set(self.features)) == len(self.features), f"repeated feature in set {self.features}")
+        _check(
+            len(self.features) >= 2, f"a feature set needs at least 2 features, got {self.features}"
+        )
+        _check(
+            len(set(self.features)) == len(self.features),
+            f"repeated feature in set {self.features}",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,9 +97,14 @@ class SweepAxis:
     features: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        _check(self.name.isidentifier(), f"sweep axis name must be an identifier, got {self.name!r}")
+        _check(
+            self.name.isidentifier(), f"sweep axis name must be an identifier, got {self.name!r}"
+        )
         _check(self.name not in RESERVED_NAMES, f"sweep axis name {self.name!r} is reserved")
-        _check(self.target in SWEEP_TARGETS, f"sweep target must be one of {SWEEP_TARGETS}, got {self.target!r}")
+        _check(
+            self.target in SWEEP_TARGETS,
+            f"sweep target must be one of {SWEEP_TARGETS}, got {self.target!r}",
+        )
         object.__setattr__(self, "values", _floats(self.values, f"sweep axis {self.name!r} values"))
         object.__setattr__(self, "features", tuple(int(f) for f in self.features))
         _check(len(self.values) >= 1, f"sweep axis {self.name!r} has no values")
@@ -115,9 +128,15 @@ class TrainConfig:
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
-        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        _check(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}",
+        )
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _check(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        _check(
+            self.schedule in SCHEDULES,
+            f"schedule must be one of {SCHEDULES}, got {self.schedule!r}",
+        )
         _check(0 <= self.warmup <= self.steps, f"warmup must be in [0, steps], got {self.warmup}")
         _check(self.init in INITS, f"init must be one of {INITS}, got {self.init!r}")
         _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
@@ -168,7 +187,10 @@ def record_schedule(spec: str, steps: int) -> np.ndarray:
         raise ConfigError(
             f"bad record schedule {spec!r}: use every:K, log:N, all, or a list of steps"
         ) from None
-    _check(bool(np.all((chosen >= 0) & (chosen <= steps))), f"record steps must be within 0..{steps}, got {spec!r}")
+    _check(
+        bool(np.all((chosen >= 0) & (chosen <= steps))),
+        f"record steps must be within 0..{steps}, got {spec!r}",
+    )
     return np.unique(np.concatenate([[0], chosen, [steps]])).astype(np.int64)
 
 
@@ -212,18 +234,30 @@ class RunConfig:
                 _check(len(value) == n, f"{name} has {len(value)} values but n_features is {n}")
                 object.__setattr__(self, name, value)
             else:
-                _check(isinstance(value, (int, float)) and math.isfinite(value), f"{name} must be a number or a list, got {value!r}")
+                _check(
+                    isinstance(value, (int, float)) and math.isfinite(value),
+                    f"{name} must be a number or a list, got {value!r}",
+                )
                 object.__setattr__(self, name, float(value))
         object.__setattr__(self, "sets", tuple(self.sets))
         object.__setattr__(self, "sweep", tuple(self.sweep))
         names = [axis.name for axis in self.sweep]
         _check(len(set(names)) == len(names), f"sweep axis names repeat: {names}")
         for axis in self.sweep:
-            _check(all(0 <= f < n for f in axis.features), f"sweep axis {axis.name!r} names a feature outside 0..{n - 1}")
+            _check(
+                all(0 <= f < n for f in axis.features),
+                f"sweep axis {axis.name!r} names a feature outside 0..{n - 1}",
+            )
         seen: set[int] = set()
         for group in self.sets:
-            _check(all(0 <= f < n for f in group.features), f"feature set {group.features} outside 0..{n - 1}")
-            _check(not seen & set(group.features), f"feature {sorted(seen & set(group.features))} is in two sets")
+            _check(
+                all(0 <= f < n for f in group.features),
+                f"feature set {group.features} outside 0..{n - 1}",
+            )
+            _check(
+                not seen & set(group.features),
+                f"feature {sorted(seen & set(group.features))} is in two sets",
+            )
             seen |= set(group.features)
         _check(not (self.one_hot and self.sets), "one_hot data cannot also have feature sets")
         self.record_steps()  # validates the schedule
@@ -233,9 +267,15 @@ class RunConfig:
         for group in self.sets:
             members = density[:, list(group.features)]
             if group.kind == "correlated":
-                _check(bool(np.all(members == members[:, :1])), f"correlated set {group.features} needs one density for all its features")
+                _check(
+                    bool(np.all(members == members[:, :1])),
+                    f"correlated set {group.features} needs one density for all its features",
+                )
             else:
-                _check(bool(np.all(members.sum(axis=1) <= 1 + 1e-9)), f"anticorrelated set {group.features}: densities must sum to <= 1")
+                _check(
+                    bool(np.all(members.sum(axis=1) <= 1 + 1e-9)),
+                    f"anticorrelated set {group.features}: densities must sum to <= 1",
+                )
 
     # --- derived, per instance -------------------------------------------------
     @property
@@ -283,7 +323,9 @@ class RunConfig:
     def instance_labels(self) -> dict[str, np.ndarray]:
         """The sweep coordinates per instance, by axis name."""
         grid = self._grid()
-        return {axis.name: np.array([cell[k] for cell, _ in grid]) for k, axis in enumerate(self.sweep)}
+        return {
+            axis.name: np.array([cell[k] for cell, _ in grid]) for k, axis in enumerate(self.sweep)
+        }
 
     def record_steps(self) -> np.ndarray:
         return record_schedule(self.record, self.train.steps)

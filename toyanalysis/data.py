@@ -29,7 +29,10 @@ INIT_STREAM, DATA_STREAM = 0, 1
 
 def generators(seeds: np.ndarray, stream: int) -> list[np.random.Generator]:
     """One generator per instance for the given stream (init or data)."""
-    return [np.random.Generator(np.random.SFC64(np.random.SeedSequence([int(s), stream]))) for s in seeds]
+    return [
+        np.random.Generator(np.random.SFC64(np.random.SeedSequence([int(s), stream])))
+        for s in seeds
+    ]
 
 
 class Sampler:
@@ -65,7 +68,9 @@ class Sampler:
         self._minus_inverse = -1.0 / self._hi
         self._gate = torch.tensor(gate) if groups else None
         self._own = torch.tensor(own)[:, None]
-        self._buffer = np.empty((self.n_instances, n + self.n_gates, self.batch_size), dtype=np.float32)
+        self._buffer = np.empty(
+            (self.n_instances, n + self.n_gates, self.batch_size), dtype=np.float32
+        )
 
     def sample(self) -> torch.Tensor:
         buf = self._buffer
@@ -75,7 +80,9 @@ class Sampler:
         if self._gate is None:
             # all features independent: the gate and the value come from one draw,
             # x = u/p where u < p else 0, written with threshold (faster than masks)
-            minus_value = torch.threshold(draws * self._minus_inverse, -1.0, -0.5 if self.signed else 0.0)
+            minus_value = torch.threshold(
+                draws * self._minus_inverse, -1.0, -0.5 if self.signed else 0.0
+            )
             if self.signed:  # 2v - 1 where active, else 0
                 return minus_value.mul_(-2.0).sub_(1.0)
             return minus_value.neg_()

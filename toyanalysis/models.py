@@ -97,7 +97,7 @@ def loss_and_grads(
     several times faster on CPU than the ``(instance, batch, feature)`` layout.
     """
     W, b = params["W"], params["b"][:, :, None]
-    count, n, batch = x.shape
+    _, n, batch = x.shape
     pre = torch.bmm(W, x)  # (instance, hidden, batch)
     if model == "abs":
         W_out = params["W_out"]

@@ -48,7 +48,7 @@ def preset(name: str) -> RunConfig:
     return factory()
 
 
-def presets() -> dict[str, str]:
+def list_presets() -> dict[str, str]:
     """Preset names with their one-line descriptions, in a stable order."""
     return {name: factory().description for name, factory in _PRESETS.items()}
 
@@ -129,7 +129,11 @@ def _nonuniform() -> RunConfig:
         n_features=5,
         n_hidden=2,
         density=0.05,
-        sweep=(SweepAxis(name="extra_density", target="density", features=(0,), values=_geom(0.005, 0.5, 13)),),
+        sweep=(
+            SweepAxis(
+                name="extra_density", target="density", features=(0,), values=_geom(0.005, 0.5, 13)
+            ),
+        ),
         seeds=3,
     )
 
@@ -141,7 +145,12 @@ def _phase(name: str, n: int, m: int) -> RunConfig:
         n_features=n,
         n_hidden=m,
         sweep=(
-            SweepAxis(name="extra_importance", target="importance", features=(n - 1,), values=_geom(0.1, 10, 10)),
+            SweepAxis(
+                name="extra_importance",
+                target="importance",
+                features=(n - 1,),
+                values=_geom(0.1, 10, 10),
+            ),
             _densities(*_geom(1.0, 0.01, 10)),
         ),
         seeds=3,
@@ -159,7 +168,9 @@ def _phase_3_2() -> RunConfig:
     return _phase("phase-3-2", 3, 2)
 
 
-def _sets(name: str, description: str, n: int, m: int, kind: str, groups: list[range], density: float) -> RunConfig:
+def _sets(
+    name: str, description: str, n: int, m: int, kind: str, groups: list[range], density: float
+) -> RunConfig:
     return RunConfig(
         name=name,
         description=description,
@@ -173,32 +184,67 @@ def _sets(name: str, description: str, n: int, m: int, kind: str, groups: list[r
 
 @register_preset("correlated-pairs")
 def _correlated_pairs() -> RunConfig:
-    return _sets("correlated-pairs", "2 correlated pairs in m=2: each pair orthogonal, pairs antipodal",
-                 4, 2, "correlated", [range(0, 2), range(2, 4)], 0.05)
+    return _sets(
+        "correlated-pairs",
+        "2 correlated pairs in m=2: each pair orthogonal, pairs antipodal",
+        4,
+        2,
+        "correlated",
+        [range(0, 2), range(2, 4)],
+        0.05,
+    )
 
 
 @register_preset("anticorrelated-pairs")
 def _anticorrelated_pairs() -> RunConfig:
-    return _sets("anticorrelated-pairs", "2 anti-correlated pairs in m=2: each pair antipodal",
-                 4, 2, "anticorrelated", [range(0, 2), range(2, 4)], 0.05)
+    return _sets(
+        "anticorrelated-pairs",
+        "2 anti-correlated pairs in m=2: each pair antipodal",
+        4,
+        2,
+        "anticorrelated",
+        [range(0, 2), range(2, 4)],
+        0.05,
+    )
 
 
 @register_preset("correlated-3pairs")
 def _correlated_3pairs() -> RunConfig:
-    return _sets("correlated-3pairs", "3 correlated pairs in m=2: local orthogonal bases",
-                 6, 2, "correlated", [range(0, 2), range(2, 4), range(4, 6)], 0.05)
+    return _sets(
+        "correlated-3pairs",
+        "3 correlated pairs in m=2: local orthogonal bases",
+        6,
+        2,
+        "correlated",
+        [range(0, 2), range(2, 4), range(4, 6)],
+        0.05,
+    )
 
 
 @register_preset("correlated-sets")
 def _correlated_sets() -> RunConfig:
-    return _sets("correlated-sets", "two sets of 10 correlated features in m=10",
-                 20, 10, "correlated", [range(0, 10), range(10, 20)], 0.05)
+    return _sets(
+        "correlated-sets",
+        "two sets of 10 correlated features in m=10",
+        20,
+        10,
+        "correlated",
+        [range(0, 10), range(10, 20)],
+        0.05,
+    )
 
 
 @register_preset("dynamics")
 def _dynamics() -> RunConfig:
-    config = _sets("dynamics", "n=6, m=3, two correlated sets of 3: loss plateaus and geometry changes",
-                   6, 3, "correlated", [range(0, 3), range(3, 6)], 0.05)
+    config = _sets(
+        "dynamics",
+        "n=6, m=3, two correlated sets of 3: loss plateaus and geometry changes",
+        6,
+        3,
+        "correlated",
+        [range(0, 3), range(3, 6)],
+        0.05,
+    )
     return config.override(record="every:10")
 
 

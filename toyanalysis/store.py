@@ -103,7 +103,9 @@ def _one_line(err: BaseException) -> str:
 def normalize(ds: xr.Dataset, name: str = "dataset") -> xr.Dataset:
     """Check a Dataset against the store format and fill the optional parts."""
     if "W" not in ds.data_vars:
-        raise StoreError(f"{name}: no variable W (found: {', '.join(map(str, ds.data_vars)) or 'none'})")
+        raise StoreError(
+            f"{name}: no variable W (found: {', '.join(map(str, ds.data_vars)) or 'none'})"
+        )
     for var, dims in DIMS.items():
         if var not in ds.data_vars:
             continue
@@ -121,7 +123,9 @@ def normalize(ds: xr.Dataset, name: str = "dataset") -> xr.Dataset:
         ds = ds.assign_coords(importance=(("instance", "feature"), ones))
     for coord in ("importance", "density"):
         if coord in ds.coords and set(ds[coord].dims) != {"instance", "feature"}:
-            raise StoreError(f"{name}: coordinate {coord} has dims {ds[coord].dims}, expected (instance, feature)")
+            raise StoreError(
+                f"{name}: coordinate {coord} has dims {ds[coord].dims}, expected (instance, feature)"
+            )
     steps = ds["step"].values
     if steps.size > 1 and np.any(np.diff(steps) <= 0):
         raise StoreError(f"{name}: step coordinate is not strictly increasing")
@@ -174,7 +178,9 @@ def _set_progress(path: Path, **attrs: Any) -> None:
     progress.attrs.update(attrs)
 
 
-def base_attrs(model: str, config_json: str | None = None, sweep: list[str] | None = None) -> dict[str, Any]:
+def base_attrs(
+    model: str, config_json: str | None = None, sweep: list[str] | None = None
+) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "toyanalysis_format": FORMAT_VERSION,
         "toyanalysis_version": __version__,
@@ -197,9 +203,13 @@ def write_store(path: str | os.PathLike[str], ds: xr.Dataset, *, overwrite: bool
             where = ", ".join(f"{d}={ds[var][d].values[i]}" for d, i in zip(ds[var].dims, bad))
             raise StoreError(f"variable {var} has NaN or inf values (first at {where})")
     path = prepare_output(path, overwrite)
-    attrs = base_attrs(ds.attrs.get("model", "relu_output"), ds.attrs.get("config"), ds.attrs.get("sweep"))
+    attrs = base_attrs(
+        ds.attrs.get("model", "relu_output"), ds.attrs.get("config"), ds.attrs.get("sweep")
+    )
     ds.attrs = {**ds.attrs, **attrs}
-    ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, step_chunk(ds)))
+    ds.to_zarr(
+        path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, step_chunk(ds))
+    )
     _set_progress(path, committed=int(ds.sizes["step"]), complete=True)
 
 
@@ -211,7 +221,9 @@ def save_analysis(path: str | os.PathLike[str], result: xr.Dataset, name: str) -
     group = f"{ANALYSIS}/{name}"
     out = result.copy()
     for var in list(out.variables):
-        if out[var].dtype.kind == "U":  # fixed-width unicode has no Zarr v3 spec; variable-length has
+        if (
+            out[var].dtype.kind == "U"
+        ):  # fixed-width unicode has no Zarr v3 spec; variable-length has
             out[var] = out[var].astype(object)
     out.to_zarr(path, group=group, mode="w", zarr_format=3, consolidated=False)
     return group
@@ -241,7 +253,9 @@ class TrajectoryWriter:
         self._group = zarr.open_group(path, mode="r+")
         self._arrays = {name: self._group[name] for name in DIMS if name in self._group}
         self.committed = committed
-        self._queue: queue.Queue[tuple[int, dict[str, np.ndarray], dict[str, Any]] | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[tuple[int, dict[str, np.ndarray], dict[str, Any]] | None] = (
+            queue.Queue(maxsize=2)
+        )
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="toyanalysis-writer", daemon=True)
         self._thread.start()
@@ -290,7 +304,14 @@ def create_trajectory(path: Path, template: xr.Dataset) -> int:
         spec = lazy[var]
         chunks = tuple(chunk if d == "step" else s for d, s in zip(spec.dims, spec.shape))
         lazy[var] = (spec.dims, da.full(spec.shape, np.nan, dtype=spec.dtype, chunks=chunks))
-    lazy.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, compute=False, encoding=_encoding(lazy, chunk))
+    lazy.to_zarr(
+        path,
+        mode="w-",
+        zarr_format=3,
+        consolidated=False,
+        compute=False,
+        encoding=_encoding(lazy, chunk),
+    )
     _set_progress(path, committed=0, complete=False)
     return chunk
 
@@ -303,7 +324,9 @@ def read_snapshot(path: Path) -> dict[str, Any] | None:
         with open(snapshot, "rb") as fh:
             return pickle.load(fh)
     except Exception:
-        raise StoreError(f"{path}: resume snapshot is unreadable; train again with --overwrite") from None
+        raise StoreError(
+            f"{path}: resume snapshot is unreadable; train again with --overwrite"
+        ) from None
 
 
 def check_finite(ds: xr.Dataset, name: str = "dataset") -> None:
@@ -338,8 +361,12 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         "sweep": [f"{s}: {np.unique(ds[s].values).size} values" for s in ds.attrs["sweep"]],
     }
     if progress is not None:
-        summary["status"] = "complete" if progress.get("complete") else "incomplete (resume with --resume)"
+        summary["status"] = (
+            "complete" if progress.get("complete") else "incomplete (resume with --resume)"
+        )
     if "loss" in ds.data_vars and len(steps):
         final = ds["loss"].isel(step=-1).values
-        summary["final loss"] = f"min {np.nanmin(final):.4g}, median {np.nanmedian(final):.4g}, max {np.nanmax(final):.4g}"
+        summary["final loss"] = (
+            f"min {np.nanmin(final):.4g}, median {np.nanmedian(final):.4g}, max {np.nanmax(final):.4g}"
+        )
     return summary

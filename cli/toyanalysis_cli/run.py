@@ -25,25 +25,62 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, object]:
 
 
 @click.command()
-@click.option("--preset", "preset_name", metavar="NAME", help="Start from a named preset (see `toyanalysis presets`).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Read the config from a TOML file.")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The store to write (run.zarr).")
+@click.option(
+    "--preset",
+    "preset_name",
+    metavar="NAME",
+    help="Start from a named preset (see `toyanalysis presets`).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read the config from a TOML file.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The store to write (run.zarr).",
+)
 @click.option("--steps", type=click.IntRange(min=1), help="Optimiser steps.")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the first replicate.")
-@click.option("--record", metavar="SCHEDULE", help="Steps to record: every:K, log:N, all, or S1,S2,...")
-@click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE",
-              help="Override any config field (value parsed as JSON), e.g. --set lr=0.01.")
+@click.option(
+    "--record", metavar="SCHEDULE", help="Steps to record: every:K, log:N, all, or S1,S2,..."
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Override any config field (value parsed as JSON), e.g. --set lr=0.01.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUTPUT.")
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it is a store.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch intra-op threads.")
-def train(preset_name: str | None, config_file: Path | None, output: Path, steps: int | None,
-          seed: int | None, record: str | None, sets: tuple[str, ...], resume: bool,
-          overwrite: bool, threads: int) -> None:
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="torch intra-op threads.",
+)
+def train(
+    preset_name: str | None,
+    config_file: Path | None,
+    output: Path,
+    steps: int | None,
+    seed: int | None,
+    record: str | None,
+    sets: tuple[str, ...],
+    resume: bool,
+    overwrite: bool,
+    threads: int,
+) -> None:
     """Train a run of toy models and record its weights into OUTPUT."""
     from toyanalysis.config import RunConfig
     from toyanalysis.presets import preset
-    from toyanalysis.train import train as run_training
+    from toyanalysis.training import train as run_training
 
     if (preset_name is None) == (config_file is None):
         raise click.UsageError("give exactly one of --preset NAME or --config FILE")
@@ -55,16 +92,28 @@ def train(preset_name: str | None, config_file: Path | None, output: Path, steps
         if value is not None:
             changes[key] = value
     config = config.override(**changes)
-    click.echo(f"training {config.name}: {config.model}, n={config.n_features}, m={config.n_hidden}, "
-               f"{config.n_instances} instances, {config.train.steps} steps -> {output}", err=True)
+    click.echo(
+        f"training {config.name}: {config.model}, n={config.n_features}, m={config.n_hidden}, "
+        f"{config.n_instances} instances, {config.train.steps} steps -> {output}",
+        err=True,
+    )
     progress = _progress_bar(config.train.steps)
     try:
-        ds = run_training(config, output, resume=resume, overwrite=overwrite, threads=threads,
-                          progress=progress.update if progress else None)
+        ds = run_training(
+            config,
+            output,
+            resume=resume,
+            overwrite=overwrite,
+            threads=threads,
+            progress=progress.update if progress else None,
+        )
     finally:
         if progress is not None:
             progress.close()
-    click.echo(f"wrote {output}: {ds.sizes['step']} recorded steps x {ds.sizes['instance']} instances", err=True)
+    click.echo(
+        f"wrote {output}: {ds.sizes['step']} recorded steps x {ds.sizes['instance']} instances",
+        err=True,
+    )
 
 
 class _Bar:
@@ -109,30 +158,43 @@ def info(store: Path, fmt: str) -> None:
 @click.command(name="presets")
 def presets_command() -> None:
     """List the named presets, one line each."""
-    from toyanalysis.presets import presets
+    from toyanalysis.presets import list_presets
 
-    items = presets()
+    items = list_presets()
     width = max(map(len, items))
     write_text("\n".join(f"{name:<{width}}  {text}" for name, text in items.items()), None)
 
 
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="The store to write.")
-@click.option("--layout", type=click.Choice(["ifh", "ihf", "fh", "hf"]),
-              help="Axes of W: i=instance, f=feature, h=hidden (inferred when unambiguous).")
-@click.option("--model", type=click.Choice(["relu_output", "linear", "hidden_relu", "abs"]),
-              help="Model family (default: abs if W_out is present, else relu_output).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="The store to write."
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["ifh", "ihf", "fh", "hf"]),
+    help="Axes of W: i=instance, f=feature, h=hidden (inferred when unambiguous).",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["relu_output", "linear", "hidden_relu", "abs"]),
+    help="Model family (default: abs if W_out is present, else relu_output).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it is a store.")
-def ingest(sources: tuple[Path, ...], output: Path, layout: str | None, model: str | None, overwrite: bool) -> None:
+def ingest(
+    sources: tuple[Path, ...], output: Path, layout: str | None, model: str | None, overwrite: bool
+) -> None:
     """Convert checkpoints written elsewhere (.pt, .safetensors, .npz) into a store."""
-    from toyanalysis.ingest import ingest as run_ingest
+    from toyanalysis.ingestion import ingest as run_ingest
 
     if not sources:
         raise fail("no SOURCE given")
     ds = run_ingest(list(sources), output, layout=layout, model=model, overwrite=overwrite)
-    click.echo(f"wrote {output}: {ds.sizes['step']} steps x {ds.sizes['instance']} instances, "
-               f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}", err=True)
+    click.echo(
+        f"wrote {output}: {ds.sizes['step']} steps x {ds.sizes['instance']} instances, "
+        f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}",
+        err=True,
+    )
 
 
 COMMANDS = [train, info, presets_command, ingest]

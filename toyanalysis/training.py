@@ -143,8 +143,20 @@ def train(
     torch.set_num_threads(threads)
     complete = False
     try:
-        _loop(config, params, opt, sampler, importance, writer, steps, start, committed, chunk,
-              flush_seconds, progress)
+        _loop(
+            config,
+            params,
+            opt,
+            sampler,
+            importance,
+            writer,
+            steps,
+            start,
+            committed,
+            chunk,
+            flush_seconds,
+            progress,
+        )
         complete = True
     finally:
         torch.set_num_threads(previous_threads)
@@ -152,10 +164,20 @@ def train(
     return store.open_store(path)
 
 
-def _loop(config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler,
-          importance: torch.Tensor, writer: store.TrajectoryWriter, steps: np.ndarray,
-          start: int, committed: int, chunk: int, flush_seconds: float,
-          progress: Callable[[int, int], None] | None) -> None:
+def _loop(
+    config: RunConfig,
+    params: models.Params,
+    opt: _Adam,
+    sampler: Sampler,
+    importance: torch.Tensor,
+    writer: store.TrajectoryWriter,
+    steps: np.ndarray,
+    start: int,
+    committed: int,
+    chunk: int,
+    flush_seconds: float,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     model, total, train_cfg = config.model, config.train.steps, config.train
     record_at = steps.tolist()
     next_index = committed  # index into record_at of the next record to take
@@ -168,7 +190,9 @@ def _loop(config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
         if recording:
             now = time.monotonic()
             end_of_chunk = (next_index + 1) % chunk == 0
-            flush = end_of_chunk or next_index + 1 == len(record_at) or now - last_flush > flush_seconds
+            flush = (
+                end_of_chunk or next_index + 1 == len(record_at) or now - last_flush > flush_seconds
+            )
             if flush:
                 generator_state = sampler.state()
         x = sampler.sample()
@@ -179,8 +203,13 @@ def _loop(config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
             if flush:
                 block = {name: np.stack([p[name] for p, _ in buffer]) for name in params}
                 block["loss"] = np.stack([loss_ for _, loss_ in buffer])
-                snapshot = {"step": t, "params": _numpy(params), "optimizer": opt.state(),
-                            "sampler": generator_state, "committed": next_index}
+                snapshot = {
+                    "step": t,
+                    "params": _numpy(params),
+                    "optimizer": opt.state(),
+                    "sampler": generator_state,
+                    "committed": next_index,
+                }
                 writer.put(block_start, block, snapshot)
                 block_start, buffer, last_flush = next_index, [], time.monotonic()
         if t < total:
@@ -192,11 +221,15 @@ def _loop(config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
         progress(total, total)
 
 
-def _resume(path: Path, config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler) -> tuple[int, int]:
+def _resume(
+    path: Path, config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
+) -> tuple[int, int]:
     ds = store.open_store(path, allow_empty=True)
     stored = ds.attrs.get("config")
     if stored is None:
-        raise StoreError(f"{path}: has no config; it was not written by the trainer and cannot be resumed")
+        raise StoreError(
+            f"{path}: has no config; it was not written by the trainer and cannot be resumed"
+        )
     if RunConfig.from_json(stored) != config:
         raise ConfigError(f"{path}: was trained with a different config; resume needs the same one")
     snapshot = store.read_snapshot(path)

@@ -67,7 +67,9 @@ def ingest(
     for (path, _), arr in zip((checkpoints[k] for k in order), arrays):
         for name, value in arr.items():
             if name in arrays[0] and value.shape != arrays[0][name].shape:
-                raise IngestError(f"{path}: {name} has shape {value.shape} but {first_path} has {arrays[0][name].shape}")
+                raise IngestError(
+                    f"{path}: {name} has shape {value.shape} but {first_path} has {arrays[0][name].shape}"
+                )
     ds = _dataset(np.array(steps)[order], arrays, model)
     store.write_store(output, ds, overwrite=overwrite)
     return store.open_store(output)
@@ -79,11 +81,15 @@ def _checkpoint_files(sources: list[Path]) -> list[Path]:
         if source.is_dir():
             found = sorted(p for p in source.iterdir() if p.suffix in SUFFIXES)
             if not found:
-                raise IngestError(f"{source}: no checkpoint files ({', '.join(SUFFIXES)}) in this folder")
+                raise IngestError(
+                    f"{source}: no checkpoint files ({', '.join(SUFFIXES)}) in this folder"
+                )
             files.extend(found)
         elif source.is_file():
             if source.suffix not in SUFFIXES:
-                raise IngestError(f"{source}: unsupported file type {source.suffix!r}; use {', '.join(SUFFIXES)}")
+                raise IngestError(
+                    f"{source}: unsupported file type {source.suffix!r}; use {', '.join(SUFFIXES)}"
+                )
             files.append(source)
         else:
             raise IngestError(f"{source}: no such file or folder")
@@ -105,9 +111,13 @@ def _load(path: Path) -> dict[str, Any]:
     except IngestError:
         raise
     except ImportError as err:
-        raise IngestError(f"{path}: reading this format needs {err.name}: pip install 'toyanalysis[io]'") from None
+        raise IngestError(
+            f"{path}: reading this format needs {err.name}: pip install 'toyanalysis[io]'"
+        ) from None
     except Exception as err:
-        raise IngestError(f"{path}: cannot read checkpoint: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+        raise IngestError(
+            f"{path}: cannot read checkpoint: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        ) from None
     if not isinstance(loaded, dict):
         raise IngestError(f"{path}: expected a state dict, found {type(loaded).__name__}")
     for key in ("state_dict", "model_state_dict", "model"):
@@ -130,7 +140,9 @@ def _named(path: Path, raw: dict[str, Any]) -> dict[str, np.ndarray]:
                 out[canonical] = np.asarray(value)
                 break
     if "W" not in out:
-        raise IngestError(f"{path}: no weight matrix (looked for {', '.join(_ALIASES['W'])}; found {', '.join(map(str, raw)) or 'nothing'})")
+        raise IngestError(
+            f"{path}: no weight matrix (looked for {', '.join(_ALIASES['W'])}; found {', '.join(map(str, raw)) or 'nothing'})"
+        )
     return out
 
 
@@ -145,7 +157,9 @@ def _step(path: Path, entries: dict[str, np.ndarray], single: bool) -> int:
     raise IngestError(f"{path}: no step number in the file name and no 'step' entry")
 
 
-def _arrays(path: Path, entries: dict[str, np.ndarray], layout: str | None) -> dict[str, np.ndarray]:
+def _arrays(
+    path: Path, entries: dict[str, np.ndarray], layout: str | None
+) -> dict[str, np.ndarray]:
     """W as (instance, hidden, feature) and the rest with an instance axis."""
     W = entries["W"].astype(np.float32)
     b = entries.get("b")
@@ -166,7 +180,9 @@ def _arrays(path: Path, entries: dict[str, np.ndarray], layout: str | None) -> d
         if W_out.shape[1:] == (m, n) and (n != m or layout == "ifh"):
             W_out = W_out.transpose(0, 2, 1)
         if W_out.shape != (count, n, m):
-            raise IngestError(f"{path}: W_out has shape {entries['W_out'].shape}, expected {(count, n, m)} or its transpose")
+            raise IngestError(
+                f"{path}: W_out has shape {entries['W_out'].shape}, expected {(count, n, m)} or its transpose"
+            )
         out["W_out"] = np.ascontiguousarray(W_out)
     for name in ("b", "importance", "density"):
         if name in entries:
@@ -176,7 +192,9 @@ def _arrays(path: Path, entries: dict[str, np.ndarray], layout: str | None) -> d
         if loss.size == 1:
             loss = np.repeat(loss, count)
         if loss.shape != (count,):
-            raise IngestError(f"{path}: loss has shape {entries['loss'].shape}, expected ({count},)")
+            raise IngestError(
+                f"{path}: loss has shape {entries['loss'].shape}, expected ({count},)"
+            )
         out["loss"] = loss
     return out
 
@@ -188,7 +206,9 @@ def _per_feature(path: Path, name: str, value: np.ndarray, count: int, n: int) -
     try:
         return np.broadcast_to(value, (count, n)).copy()
     except ValueError:
-        raise IngestError(f"{path}: {name} has shape {value.shape}, expected ({count}, {n}) or ({n},)") from None
+        raise IngestError(
+            f"{path}: {name} has shape {value.shape}, expected ({count}, {n}) or ({n},)"
+        ) from None
 
 
 def _infer_layout(path: Path, W: np.ndarray, b: np.ndarray | None) -> str:
@@ -203,16 +223,23 @@ def _infer_layout(path: Path, W: np.ndarray, b: np.ndarray | None) -> str:
         if n == c:
             return prefix + "hf"
     hint = "no bias to tell features from hidden" if n is None else f"the bias has length {n}"
-    raise IngestError(f"{path}: cannot tell the axes of W {W.shape} ({hint}); pass --layout {'/'.join(l for l in LAYOUTS if len(l) == W.ndim)}")
+    raise IngestError(
+        f"{path}: cannot tell the axes of W {W.shape} ({hint}); pass --layout {'/'.join(x for x in LAYOUTS if len(x) == W.ndim)}"
+    )
 
 
-def _dataset(steps: np.ndarray, arrays: list[dict[str, np.ndarray]], model: str | None) -> xr.Dataset:
+def _dataset(
+    steps: np.ndarray, arrays: list[dict[str, np.ndarray]], model: str | None
+) -> xr.Dataset:
     first = arrays[0]
     names = [n for n in ("W", "W_out", "b", "loss") if n in first]
     missing = [n for n in names if any(n not in a for a in arrays)]
     if missing:
         raise IngestError(f"{missing[0]} is in some checkpoints but not all")
-    data = {name: (store.DIMS[name], np.stack([a[name] for a in arrays]).astype(np.float32)) for name in names}
+    data = {
+        name: (store.DIMS[name], np.stack([a[name] for a in arrays]).astype(np.float32))
+        for name in names
+    }
     coords = {}
     for name in ("importance", "density"):
         if name in first:
@@ -221,4 +248,6 @@ def _dataset(steps: np.ndarray, arrays: list[dict[str, np.ndarray]], model: str 
         model = "abs" if "W_out" in first else "relu_output"
     if model == "abs" and "W_out" not in first:
         raise IngestError("model abs needs W_out in the checkpoints")
-    return xr.Dataset(data, coords={"step": steps.astype(np.int64), **coords}, attrs={"model": model})
+    return xr.Dataset(
+        data, coords={"step": steps.astype(np.int64), **coords}, attrs={"model": model}
+    )
