@@ -270,6 +270,7 @@ class TrajectoryWriter:
         self._raise()
         if complete:
             _set_progress(self.path, committed=self.committed, complete=True)
+            (self.path / PROGRESS / SNAPSHOT).unlink(missing_ok=True)  # nothing left to resume
 
     def _raise(self) -> None:
         if self._error is not None:
