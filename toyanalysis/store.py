@@ -165,9 +165,9 @@ def _encoding(ds: xr.Dataset, step_chunk: int) -> dict[str, dict[str, Any]]:
 
 
 def step_chunk(ds: xr.Dataset) -> int:
-    """Records per chunk: whole blocks of about 8 MB of weights, at most 100."""
+    """Records per chunk: whole blocks of about 8 MB of weights, at most 1,000."""
     per_record = sum(ds[v].isel(step=0).nbytes for v in ds.data_vars if "step" in ds[v].dims)
-    return int(np.clip(_CHUNK_BYTES // max(per_record, 1), 1, 100))
+    return int(np.clip(_CHUNK_BYTES // max(per_record, 1), 1, 1000))
 
 
 def _set_progress(path: Path, **attrs: Any) -> None:
