@@ -83,7 +83,7 @@ def _matmul_tn(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     A = np.broadcast_to(At, (*batch, *At.shape[-2:]))
     B = np.broadcast_to(B, (*batch, *B.shape[-2:]))
     for index in np.ndindex(*batch):
-        np.matmul(A[index], B[index], out=out[index])
+        out[index] = A[index] @ B[index]
     return out
 
 

@@ -8,6 +8,11 @@ holoviews) are imported inside the commands so that ``--help`` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
+
+# The matrices here are small: one BLAS thread is faster, and on 2 shared cores a
+# second thread made classify 2-3x slower. Set before NumPy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 
