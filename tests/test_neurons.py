@@ -14,7 +14,9 @@ from toyanalysis.neurons import neurons, participation
 DIMS = ("step", "instance", "hidden", "feature")
 
 
-def as_store(W: np.ndarray, model: str = "hidden_relu", W_out: np.ndarray | None = None, **coords) -> xr.Dataset:
+def as_store(
+    W: np.ndarray, model: str = "hidden_relu", W_out: np.ndarray | None = None, **coords
+) -> xr.Dataset:
     """A store-shaped Dataset from W (instance, hidden, feature) at one step."""
     data = {"W": (DIMS, W[None].astype(np.float32))}
     if W_out is not None:
@@ -22,8 +24,10 @@ def as_store(W: np.ndarray, model: str = "hidden_relu", W_out: np.ndarray | None
     return xr.Dataset(data, coords=coords, attrs={"model": model})
 
 
-def planted(rng: np.random.Generator, groups: list[list[int]], n: int, noise: float = 0.02) -> np.ndarray:
-    """One neuron per group: equal positive weights (random scale) on the group's features, small noise elsewhere."""
+def planted(
+    rng: np.random.Generator, groups: list[list[int]], n: int, noise: float = 0.02
+) -> np.ndarray:
+    """One neuron per group: equal positive weights on its features, small noise elsewhere."""
     W = noise * rng.standard_normal((len(groups), n))
     for h, group in enumerate(groups):
         W[h] = np.where(np.isin(np.arange(n), group), 0.0, W[h])
@@ -52,14 +56,22 @@ def test_planted_neurons_are_recovered_through_random_permutations():
     Wp = W[neuron_perm][:, feature_perm]
     result = neurons(as_store(Wp[None]))
     where = {int(old): new for new, old in enumerate(feature_perm)}  # old feature id -> new column
-    expected_label = {0: "monosemantic", 1: "monosemantic", 2: "polysemantic", 3: "polysemantic", 4: "dead"}
+    expected_label = {
+        0: "monosemantic",
+        1: "monosemantic",
+        2: "polysemantic",
+        3: "polysemantic",
+        4: "dead",
+    }
     for h_new, h_old in enumerate(neuron_perm):
         r = result.isel(step=0, instance=0, hidden=h_new)
         assert str(r["label"].values) == expected_label[int(h_old)]
         group = groups[int(h_old)]
         if group:
             assert float(r["score"]) == pytest.approx(len(group), abs=0.02)
-            assert sorted(np.flatnonzero(r["drives"].values).tolist()) == sorted(where[f] for f in group)
+            assert sorted(np.flatnonzero(r["drives"].values).tolist()) == sorted(
+                where[f] for f in group
+            )
         else:
             assert np.isnan(float(r["score"])) and not r["drives"].values.any()
     summary = result.isel(step=0, instance=0)
@@ -88,7 +100,9 @@ def test_negative_weights_inhibit_hidden_relu_but_drive_abs():
 
 def test_abs_neuron_without_output_weights_is_dead():
     W = np.array([[[1.0, 0.0], [0.0, 1.0]]])
-    W_out = np.array([[[1.0, 0.0], [0.0, 0.0]]])  # (instance, feature, hidden): neuron 1 writes nothing
+    W_out = np.array(
+        [[[1.0, 0.0], [0.0, 0.0]]]
+    )  # (instance, feature, hidden): neuron 1 writes nothing
     result = neurons(as_store(W, "abs", W_out=W_out)).isel(step=0, instance=0)
     assert result["label"].values.tolist() == ["monosemantic", "dead"]
     assert result["out_weight"].dims == ("hidden", "feature")
@@ -116,14 +130,21 @@ def test_thresholds_move_the_labels():
     assert str(neurons(ds)["label"].values[0, 0, 0]) == "polysemantic"
     assert str(neurons(ds, mono_threshold=1.7)["label"].values[0, 0, 0]) == "monosemantic"
     assert str(neurons(ds, dead_threshold=2.0)["label"].values[0, 0, 0]) == "dead"
-    assert neurons(ds, feature_fraction=0.7)["drives"].values[0, 0, 0].tolist() == [True, False, False]
+    assert neurons(ds, feature_fraction=0.7)["drives"].values[0, 0, 0].tolist() == [
+        True,
+        False,
+        False,
+    ]
     assert neurons(ds)["drives"].values[0, 0, 0].tolist() == [True, True, False]
 
 
 def test_steps_are_selected_by_value_and_coords_are_kept():
     W = np.stack([np.eye(2), np.ones((2, 2))])[:, None]  # (step, instance, hidden, feature)
-    ds = xr.Dataset({"W": (DIMS, W)}, coords={"step": [0, 50], "seed": ("instance", [7])},
-                    attrs={"model": "hidden_relu", "sweep": []})
+    ds = xr.Dataset(
+        {"W": (DIMS, W)},
+        coords={"step": [0, 50], "seed": ("instance", [7])},
+        attrs={"model": "hidden_relu", "sweep": []},
+    )
     result = neurons(ds)
     assert result["step"].values.tolist() == [0, 50]
     assert result["monosemantic_fraction"].values[:, 0].tolist() == [1.0, 0.0]
@@ -134,14 +155,18 @@ def test_steps_are_selected_by_value_and_coords_are_kept():
 # --- bad input ---------------------------------------------------------------------------
 def test_bad_input_gets_one_line_errors():
     ds = as_store(np.ones((1, 2, 3)))
-    with pytest.raises(ConfigError, match="privileged basis.*'relu_output'"):
+    with pytest.raises(ConfigError, match=r"privileged basis.*'relu_output'"):
         neurons(ds.assign_attrs(model="relu_output"))
     with pytest.raises(StoreError, match="W_out"):
         neurons(ds.assign_attrs(model="abs"))
     with pytest.raises(ConfigError, match="step 5 is not recorded"):
         neurons(ds, steps=[5])
-    for kwargs, pattern in [({"mono_threshold": 0.5}, "mono_threshold"), ({"feature_fraction": 0}, "feature_fraction"),
-                            ({"dead_threshold": -1}, "dead_threshold"), ({"sign": "up"}, "sign")]:
+    for kwargs, pattern in [
+        ({"mono_threshold": 0.5}, "mono_threshold"),
+        ({"feature_fraction": 0}, "feature_fraction"),
+        ({"dead_threshold": -1}, "dead_threshold"),
+        ({"sign": "up"}, "sign"),
+    ]:
         with pytest.raises(ConfigError, match=pattern):
             neurons(ds, **kwargs)
     bad = ds.copy(deep=True)
@@ -150,8 +175,6 @@ def test_bad_input_gets_one_line_errors():
         neurons(bad)
     with pytest.raises(StoreError, match="no variable W"):
         neurons(xr.Dataset({"b": (("step", "instance", "feature"), np.zeros((1, 1, 2)))}))
-    for message in ("x",):
-        assert "\n" not in message
 
 
 # --- invariances (property tests) ---------------------------------------------------------
@@ -162,11 +185,18 @@ def test_results_follow_neuron_and_feature_permutations_and_positive_scaling(see
     W = rng.standard_normal((2, 4, 6))
     base = neurons(as_store(W))
     hp, fp = rng.permutation(4), rng.permutation(6)
-    moved = neurons(as_store(W[:, hp][:, :, fp] * scale, ), dead_threshold=0.1 * scale)
+    moved = neurons(
+        as_store(
+            W[:, hp][:, :, fp] * scale,
+        ),
+        dead_threshold=0.1 * scale,
+    )
     np.testing.assert_allclose(moved["score"].values, base["score"].values[:, :, hp], rtol=1e-5)
     assert (moved["label"].values == base["label"].values[:, :, hp]).all()
     assert (moved["drives"].values == base["drives"].values[:, :, hp][:, :, :, fp]).all()
-    np.testing.assert_allclose(moved["monosemantic_fraction"].values, base["monosemantic_fraction"].values)
+    np.testing.assert_allclose(
+        moved["monosemantic_fraction"].values, base["monosemantic_fraction"].values
+    )
     score = base["score"].values
     alive = ~np.isnan(score)
     assert np.all(score[alive] >= 1 - 1e-9) and np.all(score[alive] <= 6 + 1e-9)
@@ -179,7 +209,10 @@ def test_privileged_preset_goes_from_monosemantic_to_polysemantic(tmp_path):
     from toyanalysis.config import SweepAxis
 
     config = preset("privileged").override(
-        steps=2000, lr=3e-2, record="every:2000", seeds=3,  # a higher lr: the paper's shape in 2000 steps
+        steps=2000,
+        lr=3e-2,
+        record="every:2000",
+        seeds=3,  # a higher lr: the paper's shape in 2000 steps
         sweep=(SweepAxis(name="base_density", target="density", values=(1.0, 0.01)),),
     )
     ds = train(config, tmp_path / "privileged.zarr")
@@ -192,7 +225,10 @@ def test_privileged_preset_goes_from_monosemantic_to_polysemantic(tmp_path):
 def test_abs_small_preset_has_a_neuron_pair_per_feature(tmp_path):
     from toyanalysis import preset, train
 
-    ds = train(preset("abs-small").override(steps=3000, record="every:3000", seeds=2), tmp_path / "abs.zarr")
+    ds = train(
+        preset("abs-small").override(steps=3000, record="every:3000", seeds=2),
+        tmp_path / "abs.zarr",
+    )
     result = neurons(ds).isel(step=-1)
     assert (result["label"] == "monosemantic").all()
     assert (result["n_neurons"] == 2).all()

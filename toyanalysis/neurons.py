@@ -57,8 +57,10 @@ inputs give monosemantic neurons, sparser inputs polysemantic ones; the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -86,7 +88,9 @@ class NeuronThresholds:
         if not (np.isfinite(self.dead_threshold) and self.dead_threshold >= 0):
             raise ConfigError(f"dead_threshold must be >= 0, got {self.dead_threshold}")
         if not (np.isfinite(self.mono_threshold) and self.mono_threshold >= 1):
-            raise ConfigError(f"mono_threshold must be >= 1 (a score is never below 1), got {self.mono_threshold}")
+            raise ConfigError(
+                f"mono_threshold must be >= 1 (a score is never below 1), got {self.mono_threshold}"
+            )
         if not (0 < self.feature_fraction <= 1):
             raise ConfigError(f"feature_fraction must be in (0, 1], got {self.feature_fraction}")
         if self.sign not in SIGN_RULES:
@@ -97,7 +101,8 @@ class NeuronThresholds:
 def drive(W: np.ndarray, sign: str) -> np.ndarray:
     """Drive of each feature on each neuron from weights ``W (..., hidden, feature)``.
 
-    >>> drive(np.array([[0.5, -2.0]]), "positive").tolist(), drive(np.array([[0.5, -2.0]]), "both").tolist()
+    >>> W = np.array([[0.5, -2.0]])
+    >>> drive(W, "positive").tolist(), drive(W, "both").tolist()
     ([[0.5, 0.0]], [[0.5, 2.0]])
     """
     if sign == "positive":
@@ -131,7 +136,9 @@ def _neuron_kernel(
     if out_norm is not None:
         dead |= out_norm < t.dead_threshold
     score = np.where(dead, np.nan, participation(d))
-    label = np.where(dead, "dead", np.where(score <= t.mono_threshold, "monosemantic", "polysemantic"))
+    label = np.where(
+        dead, "dead", np.where(score <= t.mono_threshold, "monosemantic", "polysemantic")
+    )
     top = d.max(axis=-1, keepdims=True)
     drives = (d >= t.feature_fraction * top) & (d > 0) & ~dead[..., None]
     return {"drive": d, "strength": strength, "score": score, "label": label, "drives": drives}
@@ -146,7 +153,8 @@ def _select_steps(ds: xr.Dataset, steps: Sequence[int] | None) -> xr.Dataset:
     missing = [s for s in wanted if s not in set(have.tolist())]
     if missing:
         raise ConfigError(
-            f"step {missing[0]} is not recorded; the store has {have.size} steps from {have[0]} to {have[-1]}"
+            f"step {missing[0]} is not recorded; the store has {have.size} steps "
+            f"from {have[0]} to {have[-1]}"
         )
     return ds.sel(step=wanted)
 
@@ -157,8 +165,8 @@ def resolve_model(ds: xr.Dataset, model: str | None) -> str:
     if chosen not in PRIVILEGED_MODELS:
         source = "model" if model is not None else "the store's attrs['model']"
         raise ConfigError(
-            f"neurons need a privileged basis (model hidden_relu or abs), but {source} is {chosen!r}; "
-            "pass model= (--model) if the store's model is wrong"
+            f"neurons need a privileged basis (model hidden_relu or abs), but {source} is "
+            f"{chosen!r}; pass model= (--model) if the store's model is wrong"
         )
     return chosen
 
@@ -195,26 +203,33 @@ def neurons(
     ...     W[0, 0, 2 * i, i], W[0, 0, 2 * i + 1, i] = 1.0, -1.0
     >>> W_out = np.abs(np.swapaxes(W, -1, -2))
     >>> dims = ("step", "instance", "hidden", "feature")
-    >>> ds = xr.Dataset({"W": (dims, W), "W_out": (("step", "instance", "feature", "hidden"), W_out)},
-    ...                 attrs={"model": "abs"})
+    >>> out_dims = ("step", "instance", "feature", "hidden")
+    >>> ds = xr.Dataset({"W": (dims, W), "W_out": (out_dims, W_out)}, attrs={"model": "abs"})
     >>> r = neurons(ds)
     >>> r["top_feature"].values[0, 0].tolist(), float(r["monosemantic_fraction"][0, 0])
     ([0, 0, 1, 1, 2, 2], 1.0)
     """
     thresholds = NeuronThresholds(
-        dead_threshold=dead_threshold, mono_threshold=mono_threshold, feature_fraction=feature_fraction, sign=sign
+        dead_threshold=dead_threshold,
+        mono_threshold=mono_threshold,
+        feature_fraction=feature_fraction,
+        sign=sign,
     )
     ds = normalize(ds.copy(), "neurons input")
     chosen = resolve_model(ds, model)
     rule = _AUTO_SIGN[chosen] if sign == "auto" else sign
     if chosen == "abs" and "W_out" not in ds.data_vars:
-        raise StoreError("neurons: model abs needs the output weights W_out (step, instance, feature, hidden)")
+        raise StoreError(
+            "neurons: model abs needs the output weights W_out (step, instance, feature, hidden)"
+        )
     ds = _select_steps(ds, steps)
     W = ds["W"].transpose("step", "instance", "hidden", "feature")
-    W_out = ds["W_out"].transpose("step", "instance", "feature", "hidden") if chosen == "abs" else None
+    W_out = (
+        ds["W_out"].transpose("step", "instance", "feature", "hidden") if chosen == "abs" else None
+    )
     parts: list[dict[str, np.ndarray]] = []
     out_parts: list[np.ndarray] = []
-    # process in blocks of steps so a long trajectory is never loaded at once
+    # read and convert in blocks of steps: bounded temporaries (the result keeps every step)
     block = max(1, int(4_000_000 // max(1, W.isel(step=0).size)))
     for start in range(0, W.sizes["step"], block):
         w = np.asarray(W.isel(step=slice(start, start + block)).values, dtype=np.float64)
@@ -223,8 +238,11 @@ def neurons(
             wo = np.asarray(W_out.isel(step=slice(start, start + block)).values, dtype=np.float64)
             out_parts.append(wo)
             out_norm = np.sqrt(np.square(wo).sum(axis=-2))  # over features -> (..., hidden)
-        if not np.all(np.isfinite(w)):
-            raise StoreError(f"neurons: W has NaN or inf values (shape {tuple(W.shape)})")
+        if not np.all(np.isfinite(w)) or (
+            out_norm is not None and not np.all(np.isfinite(out_norm))
+        ):
+            name = "W" if not np.all(np.isfinite(w)) else "W_out"
+            raise StoreError(f"neurons: {name} has NaN or inf values (W shape {tuple(W.shape)})")
         part = _neuron_kernel(w, out_norm, thresholds, rule)
         part["weight"] = w
         parts.append(part)
@@ -283,3 +301,95 @@ def _assemble(
         "sweep": list(ds.attrs.get("sweep", [])),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+# --- records (the JSON form; schema in docs/neurons.md) -----------------------------------------
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def neuron_records(result: xr.Dataset) -> dict[str, Any]:
+    """The JSON form of a :func:`neurons` result.
+
+    ``model``, ``sign``, ``thresholds``; ``neurons``: one record per (step,
+    instance, neuron) with ``step``, ``instance``, ``coords`` (sweep labels,
+    seed), ``neuron``, ``label``, ``score`` (null when dead), ``strength``,
+    ``features`` (the features driving it, strongest first) and their
+    ``weights``; ``instances``: one record per (step, instance) with
+    ``monosemantic_fraction``, ``dead_fraction``, the counts, and
+    ``feature_neurons`` (feature -> the neurons it drives, as a list of
+    ``{feature, neurons}``).
+
+    >>> W = np.array([[[[0.0, 1.0], [0.8, 0.7]]]])
+    >>> ds = xr.Dataset({"W": (("step", "instance", "hidden", "feature"), W)}, attrs={"model": "abs"})
+    >>> ds["W_out"] = ds["W"].rename(hidden="h", feature="hidden").rename(h="feature")
+    >>> [(n["neuron"], n["label"], n["features"]) for n in neuron_records(neurons(ds))["neurons"]]
+    [(0, 'monosemantic', [1]), (1, 'polysemantic', [0, 1])]
+    """
+    sweep = [s for s in result.attrs.get("sweep", []) if s in result.coords]
+    names = sweep + (
+        ["seed"] if "seed" in result.coords and result["seed"].dims == ("instance",) else []
+    )
+    feature_ids = [_plain(f) for f in result["feature"].values]
+    neuron_ids = [_plain(h) for h in result["hidden"].values]
+    order = np.argsort(-result["drive"].values, axis=-1, kind="stable")
+    neuron_rows, instance_rows = [], []
+    for s, step in enumerate(result["step"].values.tolist()):
+        r = result.isel(step=s)
+        weight, drives = r["weight"].values, r["drives"].values
+        label, score, strength = r["label"].values, r["score"].values, r["strength"].values
+        for k, instance in enumerate(r["instance"].values.tolist()):
+            coords = {name: _plain(result[name].values[k]) for name in names}
+            for h, neuron in enumerate(neuron_ids):
+                chosen = [int(i) for i in order[s, k, h] if drives[k, h, i]]
+                neuron_rows.append(
+                    {
+                        "step": step,
+                        "instance": instance,
+                        "coords": coords,
+                        "neuron": neuron,
+                        "label": str(label[k, h]),
+                        "score": _plain(round(float(score[k, h]), 6)),
+                        "strength": _plain(round(float(strength[k, h]), 6)),
+                        "features": [feature_ids[i] for i in chosen],
+                        "weights": [round(float(weight[k, h, i]), 6) for i in chosen],
+                    }
+                )
+            instance_rows.append(
+                {
+                    "step": step,
+                    "instance": instance,
+                    "coords": coords,
+                    **{
+                        key: _plain(r[key].values[k])
+                        for key in (
+                            "monosemantic_fraction",
+                            "dead_fraction",
+                            "n_monosemantic",
+                            "n_polysemantic",
+                            "n_dead",
+                        )
+                    },
+                    "feature_neurons": [
+                        {
+                            "feature": feature_ids[i],
+                            "neurons": [neuron_ids[h] for h in np.flatnonzero(drives[k, :, i])],
+                        }
+                        for i in range(len(feature_ids))
+                    ],
+                }
+            )
+    return {
+        "model": result.attrs["model"],
+        "sign": result.attrs["sign"],
+        "thresholds": {
+            key: result.attrs[key]
+            for key in ("dead_threshold", "mono_threshold", "feature_fraction")
+        },
+        "neurons": neuron_rows,
+        "instances": instance_rows,
+    }

@@ -8,55 +8,42 @@ Each command opens a store, calls one library function
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import click
 
-from toyanalysis_cli._common import format_option, output_option, write_frame, write_json, write_text
+from toyanalysis_cli._common import (
+    format_option,
+    output_option,
+    write_frame,
+    write_json,
+    write_text,
+)
 
 _MODELS = ("hidden_relu", "abs")
 
 
-# --- shared output helpers -----------------------------------------------------------
-def _clean(value: Any) -> Any:
-    """Plain JSON values: numpy scalars to Python, NaN to None."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _instance_labels(result: Any) -> list[str]:
-    """Names of the 1-D instance coordinates worth showing: the sweep labels and the seed."""
-    names = [name for name in result.attrs.get("sweep", []) if name in result.coords]
-    if "seed" in result.coords and result["seed"].dims == ("instance",):
-        names.append("seed")
-    return names
-
-
-def _labels_of(result: Any, k: int, names: list[str]) -> dict[str, Any]:
-    return {name: _clean(result[name].values[k]) for name in names}
-
-
+# --- shared helpers ------------------------------------------------------------------------
 def _frame(rows: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
     return pd.DataFrame(rows)
 
 
-def _write_tables(blocks: list[tuple[str, list[dict[str, Any]]]], fmt: str, output: Path | None) -> None:
-    """Several titled tables as one readable text (``table``) or the first as CSV."""
-    if fmt == "csv":
-        write_frame(_frame(blocks[0][1]), "csv", output)
-        return
+def _blocks(blocks: list[tuple[str, list[dict[str, Any]]]], output: Path | None) -> None:
+    """Titled tables, one after the other, as readable text."""
     parts = []
     for title, rows in blocks:
         body = _frame(rows).to_string(index=False) if rows else "(none)"
         parts.append(f"{title}\n{body}")
     write_text("\n\n".join(parts), output)
+
+
+def _open(store: Path) -> Any:
+    from toyanalysis.store import open_store
+
+    return open_store(store)
 
 
 def _save(store: Path, result: Any, name: str) -> None:
@@ -66,108 +53,441 @@ def _save(store: Path, result: Any, name: str) -> None:
     click.echo(f"saved {store}/{group}", err=True)
 
 
-def _open(store: Path) -> Any:
-    from toyanalysis.store import open_store
-
-    return open_store(store)
+def _short(value: Any) -> Any:
+    return round(value, 6) if isinstance(value, float) else value
 
 
-def _last_step(ds: Any, step: int | None) -> int:
-    return int(ds["step"].values[-1]) if step is None else step
-
-
-# --- neurons ---------------------------------------------------------------------------
-def neuron_records(result: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows per (instance, neuron) and per instance, for the first step of a neurons result."""
-    r = result.isel(step=0)
-    names = _instance_labels(result)
-    feature_ids = r["feature"].values
-    neuron_ids = r["hidden"].values
-    drive, drives = r["drive"].values, r["drives"].values
-    neuron_rows, instance_rows = [], []
-    for k, instance in enumerate(r["instance"].values):
-        labels = _labels_of(result, k, names)
-        for h, neuron in enumerate(neuron_ids):
-            chosen = [int(i) for i in sorted(range(len(feature_ids)), key=lambda i: -drive[k, h, i]) if drives[k, h, i]]
-            neuron_rows.append({
-                "instance": _clean(instance),
-                **labels,
-                "neuron": _clean(neuron),
-                "label": str(r["label"].values[k, h]),
-                "score": _clean(round(float(r["score"].values[k, h]), 4)),
-                "strength": _clean(round(float(r["strength"].values[k, h]), 4)),
-                "features": [_clean(feature_ids[i]) for i in chosen],
-                "weights": [round(float(r["weight"].values[k, h, i]), 4) for i in chosen],
-            })
-        carriers = {
-            _clean(feature_ids[i]): [_clean(neuron_ids[h]) for h in range(len(neuron_ids)) if drives[k, h, i]]
-            for i in range(len(feature_ids))
-        }
-        instance_rows.append({
-            "instance": _clean(instance),
-            **labels,
-            "monosemantic_fraction": _clean(r["monosemantic_fraction"].values[k]),
-            "dead_fraction": _clean(r["dead_fraction"].values[k]),
-            "n_monosemantic": _clean(r["n_monosemantic"].values[k]),
-            "n_polysemantic": _clean(r["n_polysemantic"].values[k]),
-            "n_dead": _clean(r["n_dead"].values[k]),
-            "feature_neurons": carriers,
-        })
-    return neuron_rows, instance_rows
-
-
-@click.command(name="neurons")
+# --- phases ----------------------------------------------------------------------------------
+@click.command(name="phases")
 @click.argument("store", type=click.Path(path_type=Path))
-@click.option("--step", type=int, default=None, help="Recorded step to analyse (default: the last one).")
-@click.option("--model", type=click.Choice(_MODELS), default=None,
-              help="Model family, if the store's attrs['model'] is missing or wrong.")
-@click.option("--dead-threshold", type=float, default=0.1, show_default=True,
-              help="A neuron whose drive norm is below this is dead.")
-@click.option("--mono-threshold", type=float, default=1.5, show_default=True,
-              help="Monosemantic when the effective number of features is at most this.")
-@click.option("--feature-fraction", type=float, default=0.3, show_default=True,
-              help="A feature drives a neuron when its drive is at least this fraction of the neuron's largest.")
-@click.option("--sign", type=click.Choice(["auto", "positive", "both"]), default="auto", show_default=True,
-              help="Which weights drive a neuron: positive only (hidden_relu) or either sign (abs).")
-@click.option("--save", is_flag=True, help="Also write the result into STORE under analysis/neurons.")
+@click.option(
+    "--instance",
+    "instances",
+    type=int,
+    multiple=True,
+    help="Only these instances (repeat the option; default all).",
+)
+@click.option(
+    "--min-records",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="A configuration must hold this many records to start a phase.",
+)
+@click.option(
+    "--min-steps",
+    type=click.IntRange(min=0),
+    default=None,
+    help="... and last this many steps (default: 1% of the recorded span).",
+)
+@click.option(
+    "--loss-window",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Records on each side when comparing loss levels (default: records/50, >= 2).",
+)
+@click.option(
+    "--min-drop",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Smallest loss drop reported, in decades (log10).",
+)
+@click.option(
+    "--noise-factor",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="A drop must also exceed this many robust standard deviations of the loss noise.",
+)
+@click.option(
+    "--fraction-tol",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Snap a feature's dimensionality to a fraction d/k within this distance.",
+)
+@click.option(
+    "--eval-loss",
+    "eval_batch",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Use the loss on one fixed batch of N samples instead of the noisy training loss.",
+)
+@click.option(
+    "--norm-threshold",
+    type=float,
+    default=None,
+    help="Classifier: a feature is represented above this norm (classify's default).",
+)
+@click.option(
+    "--overlap-tol",
+    type=float,
+    default=None,
+    help="Classifier: overlap graph edge threshold (classify's default).",
+)
+@click.option(
+    "--save", is_flag=True, help="Also write the result into STORE under analysis/phases."
+)
 @format_option()
 @output_option()
-def neurons_command(store: Path, step: int | None, model: str | None, dead_threshold: float,
-                    mono_threshold: float, feature_fraction: float, sign: str, save: bool,
-                    fmt: str, output: Path | None) -> None:
-    """Which features drive each neuron of a privileged basis, and how polysemantic it is."""
-    from toyanalysis.neurons import neurons
+def phases_command(
+    store: Path,
+    instances: tuple[int, ...],
+    min_records: int,
+    min_steps: int | None,
+    loss_window: int | None,
+    min_drop: float,
+    noise_factor: float,
+    fraction_tol: float,
+    eval_batch: int | None,
+    norm_threshold: float | None,
+    overlap_tol: float | None,
+    save: bool,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Phases and transitions of each instance's geometry over training, with loss drops."""
+    from toyanalysis.phases import phase_events, phase_records, phases
 
-    ds = _open(store)
-    result = neurons(ds, steps=[_last_step(ds, step)], model=model, dead_threshold=dead_threshold,
-                     mono_threshold=mono_threshold, feature_fraction=feature_fraction, sign=sign)
+    result = phases(
+        _open(store),
+        instances=list(instances) or None,
+        norm_threshold=norm_threshold,
+        overlap_tol=overlap_tol,
+        min_records=min_records,
+        min_steps=min_steps,
+        loss_window=loss_window,
+        min_drop=min_drop,
+        noise_factor=noise_factor,
+        fraction_tol=fraction_tol,
+        eval_batch=eval_batch,
+    )
     if save:
-        _save(store, result, "neurons")
-    neuron_rows, instance_rows = neuron_records(result)
+        _save(store, result, "phases")
+    if fmt == "csv":
+        write_frame(phase_events(result), "csv", output)
+        return
+    records = phase_records(result)
     if fmt == "json":
-        write_json({
-            "store": str(store),
-            "step": _clean(result["step"].values[0]),
-            "model": result.attrs["model"],
-            "sign": result.attrs["sign"],
-            "thresholds": {key: result.attrs[key] for key in ("dead_threshold", "mono_threshold", "feature_fraction")},
-            "neurons": neuron_rows,
-            "instances": instance_rows,
-        }, output)
+        settings = (
+            "min_records",
+            "min_steps",
+            "loss_window",
+            "min_drop",
+            "noise_factor",
+            "fraction_tol",
+            "loss_source",
+            "norm_threshold",
+            "overlap_tol",
+        )
+        write_json(
+            {
+                "store": str(store),
+                "settings": {k: result.attrs.get(k) for k in settings},
+                "instances": records,
+            },
+            output,
+        )
+        return
+    _blocks(_phase_tables(records), output)
+
+
+def _phase_tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    phase_rows, transition_rows, drop_rows, jump_rows = [], [], [], []
+    for record in records:
+        base = {"instance": record["instance"], **record["coords"]}
+        for p in record["phases"]:
+            phase_rows.append(
+                {**base, "start": p["start_step"], "end": p["end_step"], "summary": p["summary"]}
+            )
+        for t in record["transitions"]:
+            transition_rows.append(
+                {
+                    **base,
+                    "step": t["step"],
+                    "from": t["from"],
+                    "to": t["to"],
+                    "loss_before": _short(t["loss_before"]),
+                    "loss_after": _short(t["loss_after"]),
+                }
+            )
+        for d in record["loss_drops"]:
+            transition = d["transition"]
+            drop_rows.append(
+                {
+                    **base,
+                    "step": d["step"],
+                    "size": _short(d["size"]),
+                    "decades": round(d["change"], 3),
+                    "transition": "-"
+                    if transition is None
+                    else f"{transition['step']}: -> {transition['to']}",
+                    "features": ",".join(map(str, d["features"])) or "-",
+                }
+            )
+        for j in record["feature_jumps"]:
+            jump_rows.append(
+                {
+                    **base,
+                    "feature": j["feature"],
+                    "step": j["step"],
+                    "from": j["from"],
+                    "to": j["to"],
+                }
+            )
+    return [
+        ("phases", phase_rows),
+        ("transitions", transition_rows),
+        ("loss drops", drop_rows),
+        ("feature dimensionality jumps", jump_rows),
+    ]
+
+
+# --- phase diagram -------------------------------------------------------------------------------
+@click.command(name="phase-diagram")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option(
+    "--axis",
+    "axes",
+    multiple=True,
+    metavar="NAME",
+    help="Sweep coordinate (repeat for 2-D; default: the store's sweep axes).",
+)
+@click.option(
+    "--feature",
+    type=int,
+    default=None,
+    help="The extra feature (default: the one whose importance/density varies alone, else the last).",
+)
+@click.option("--step", type=int, default=None, help="Recorded step to judge (default: the last).")
+@click.option(
+    "--loss-records",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Seeds are ranked by their mean loss over this many last records.",
+)
+@click.option(
+    "--norm-threshold",
+    type=float,
+    default=None,
+    help="Classifier: a feature is represented above this norm (classify's default).",
+)
+@click.option(
+    "--overlap-tol",
+    type=float,
+    default=None,
+    help="Classifier: overlap graph edge threshold (classify's default).",
+)
+@click.option(
+    "--eval-loss",
+    "eval_batch",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Rank seeds by the loss on one fixed batch of N samples (less noisy).",
+)
+@click.option(
+    "--save", is_flag=True, help="Also write the result into STORE under analysis/phase_diagram."
+)
+@format_option()
+@output_option()
+def phase_diagram_command(
+    store: Path,
+    axes: tuple[str, ...],
+    feature: int | None,
+    step: int | None,
+    loss_records: int,
+    norm_threshold: float | None,
+    overlap_tol: float | None,
+    eval_batch: int | None,
+    save: bool,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """What an extra feature does in each cell of a sweep (unlearned, superposed, dedicated)."""
+    from toyanalysis.phases import diagram_records, phase_diagram
+
+    result = phase_diagram(
+        _open(store),
+        axes=list(axes) or None,
+        feature=feature,
+        step=step,
+        loss_records=loss_records,
+        eval_batch=eval_batch,
+        norm_threshold=norm_threshold,
+        overlap_tol=overlap_tol,
+    )
+    if save:
+        _save(store, result, "phase_diagram")
+    records = diagram_records(result)
+    if fmt == "json":
+        write_json({"store": str(store), **records}, output)
         return
     if fmt == "csv":
-        fractions = {row["instance"]: row["monosemantic_fraction"] for row in instance_rows}
-        rows = [{**row, "features": " ".join(map(str, row["features"])),
-                 "weights": " ".join(map(str, row["weights"])),
-                 "monosemantic_fraction": fractions[row["instance"]]} for row in neuron_rows]
-        _write_tables([("neurons", rows)], fmt, output)
+        write_frame(_frame(records["cells"]), "csv", output)
         return
-    shown = [{**row, "features": ",".join(map(str, row["features"])) or "-"} for row in neuron_rows]
-    for row in shown:
-        row.pop("weights")
-    summary = [{k: v for k, v in row.items() if k != "feature_neurons"} for row in instance_rows]
-    _write_tables([(f"neurons at step {int(result['step'].values[0])}", shown), ("per instance", summary)],
-                  fmt, output)
+    write_text(_diagram_text(records), output)
 
 
-COMMANDS = [neurons_command]
+def _diagram_text(records: dict[str, Any]) -> str:
+    axes = records["axes"]
+    cells = _frame(records["cells"])
+    head = (
+        f"feature {records['feature']} ({records['feature_rule']}) at step {records['step']}; "
+        f"{records['seed_rule']}"
+    )
+    if len(axes) == 2:
+        cells["cell"] = cells["label"] + cells["agreement"].map(
+            lambda a: "" if a == 1 else f" ({a:.2f})"
+        )
+        grid = cells.pivot(index=axes[1], columns=axes[0], values="cell")
+        grid.columns = [f"{c:.4g}" for c in grid.columns]
+        grid.index = [f"{i:.4g}" for i in grid.index]
+        body = f"rows: {axes[1]}, columns: {axes[0]}\n{grid.to_string()}"
+    else:
+        shown = [*axes, "label", "agreement", "n_seeds", "n_used", "configuration"]
+        body = cells[shown].to_string(index=False)
+    rows = [
+        {
+            "axis": b["axis"],
+            "kind": b["kind"],
+            **{f"at {k}": _short(v) for k, v in b["at"].items()},
+            "between": f"{b['lower']:.4g} .. {b['upper']:.4g}",
+            "position": _short(b["position"]),
+            "from": b["from"],
+            "to": b["to"],
+        }
+        for b in records["boundaries"]
+    ]
+    bounds = _frame(rows).to_string(index=False) if rows else "(none)"
+    return f"{head}\n\n{body}\n\nboundaries\n{bounds}"
+
+
+# --- neurons ---------------------------------------------------------------------------------------
+@click.command(name="neurons")
+@click.argument("store", type=click.Path(path_type=Path))
+@click.option(
+    "--step", type=int, default=None, help="Recorded step to analyse (default: the last)."
+)
+@click.option(
+    "--model",
+    type=click.Choice(_MODELS),
+    default=None,
+    help="Model family, if the store's attrs['model'] is missing or wrong.",
+)
+@click.option(
+    "--dead-threshold",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="A neuron whose drive norm is below this is dead.",
+)
+@click.option(
+    "--mono-threshold",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Monosemantic when the effective number of features is at most this.",
+)
+@click.option(
+    "--feature-fraction",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="A feature drives a neuron at this fraction of its largest drive or more.",
+)
+@click.option(
+    "--sign",
+    type=click.Choice(["auto", "positive", "both"]),
+    default="auto",
+    show_default=True,
+    help="Which weights drive a neuron: positive (hidden_relu), both (abs).",
+)
+@click.option(
+    "--save", is_flag=True, help="Also write the result into STORE under analysis/neurons."
+)
+@format_option()
+@output_option()
+def neurons_command(
+    store: Path,
+    step: int | None,
+    model: str | None,
+    dead_threshold: float,
+    mono_threshold: float,
+    feature_fraction: float,
+    sign: str,
+    save: bool,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Which features drive each neuron of a privileged basis, and how polysemantic it is."""
+    from toyanalysis.neurons import neuron_records, neurons
+
+    ds = _open(store)
+    chosen = int(ds["step"].values[-1]) if step is None else step
+    result = neurons(
+        ds,
+        steps=[chosen],
+        model=model,
+        dead_threshold=dead_threshold,
+        mono_threshold=mono_threshold,
+        feature_fraction=feature_fraction,
+        sign=sign,
+    )
+    if save:
+        _save(store, result, "neurons")
+    records = neuron_records(result)
+    if fmt == "json":
+        write_json({"store": str(store), "step": chosen, **records}, output)
+        return
+    fractions = {row["instance"]: row["monosemantic_fraction"] for row in records["instances"]}
+    rows = []
+    for row in records["neurons"]:
+        flat = {
+            "instance": row["instance"],
+            **row["coords"],
+            "neuron": row["neuron"],
+            "label": row["label"],
+            "score": row["score"],
+            "strength": row["strength"],
+        }
+        if fmt == "csv":
+            flat.update(
+                features=" ".join(map(str, row["features"])),
+                weights=" ".join(map(str, row["weights"])),
+                monosemantic_fraction=fractions[row["instance"]],
+            )
+        else:
+            flat.update(
+                score=None if row["score"] is None else round(row["score"], 3),
+                strength=round(row["strength"], 3),
+                features=",".join(map(str, row["features"])) or "-",
+            )
+        rows.append(flat)
+    if fmt == "csv":
+        write_frame(_frame(rows), "csv", output)
+        return
+    summary = [
+        {
+            "instance": r["instance"],
+            **r["coords"],
+            **{
+                k: r[k]
+                for k in ("monosemantic_fraction", "n_monosemantic", "n_polysemantic", "n_dead")
+            },
+        }
+        for r in records["instances"]
+    ]
+    _blocks(
+        [
+            (f"neurons at step {chosen} ({records['model']}, sign={records['sign']})", rows),
+            ("per instance", summary),
+        ],
+        output,
+    )
+
+
+COMMANDS = [phases_command, phase_diagram_command, neurons_command]

@@ -1,0 +1,482 @@
+"""Phases over training and phase diagrams over sweeps: constructed answers and trained presets."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from toyanalysis import testing
+from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.geometry import classify
+from toyanalysis.phases import (
+    collapse,
+    diagram_records,
+    evaluation_loss,
+    loss_changes,
+    phase_diagram,
+    phase_events,
+    phase_records,
+    phases,
+)
+
+
+def summary_of(W: np.ndarray) -> str:
+    return str(classify(W)["summary"].item())
+
+
+# --- collapse: the flicker rule ---------------------------------------------------------------
+def test_collapse_absorbs_flicker_into_the_phase_before():
+    labels = list("AAAAA" + "B" + "AAAA" + "CC" + "A" + "BBBBB")
+    assert collapse(labels, range(len(labels)), min_records=3) == [(0, 12, "A"), (13, 17, "B")]
+
+
+def test_collapse_short_start_joins_the_first_phase_and_min_steps_counts_steps():
+    labels = list("XAAAABBBB")
+    assert collapse(labels, range(9), min_records=2) == [(0, 4, "A"), (5, 8, "B")]
+    # records 10 steps apart: 3 records of B last 30 steps, not enough for min_steps=40
+    steps = np.arange(12) * 10
+    labels = list("AAAAA" + "BBB" + "AAAA")
+    assert collapse(labels, steps, min_records=1, min_steps=40) == [(0, 11, "A")]
+    assert collapse(labels, steps, min_records=1, min_steps=30) == [
+        (0, 4, "A"),
+        (5, 7, "B"),
+        (8, 11, "A"),
+    ]
+
+
+def test_collapse_without_a_stable_run_uses_the_longest():
+    assert collapse(list("ABBAC"), range(5), min_records=3) == [(0, 4, "B")]
+    assert collapse([], [], min_records=3) == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(st.sampled_from("ABC"), min_size=1, max_size=40), k=st.integers(1, 5))
+def test_collapse_partitions_the_timeline(labels, k):
+    found = collapse(labels, range(len(labels)), min_records=k)
+    assert found[0][0] == 0 and found[-1][1] == len(labels) - 1
+    for (_, end, a), (start, _, b) in itertools.pairwise(found):
+        assert start == end + 1 and a != b
+    for first, last, label in found:
+        assert label in labels[first : last + 1]
+        if len(found) > 1:  # a phase starts with at least k records of its own label
+            run = labels[first : first + k]
+            assert first == 0 or run == [label] * k
+
+
+# --- loss drops and plateaus ----------------------------------------------------------------
+def test_loss_drops_are_found_at_the_known_records():
+    rng = np.random.default_rng(0)
+    level = np.repeat([1e-2, 3e-3, 1e-3], [40, 40, 40])
+    loss = level * rng.uniform(0.9, 1.1, size=level.size)
+    ds = testing.as_dataset(
+        np.stack([testing.polytope("digon")] * 120)[:, None],
+        steps=np.arange(120) * 10,
+        loss=loss[:, None],
+    )
+    result = phases(ds, loss_window=5).isel(instance=0)
+    assert result["drop_step"].values.tolist() == [400, 800]
+    np.testing.assert_allclose(result["drop_size"].values, [7e-3, 2e-3], rtol=0.1)
+    assert (result["drop_transition"].values == -1).all()  # the geometry never changes
+    starts, ends = result["plateau_start"].values, result["plateau_end"].values
+    assert starts.tolist() == [0, 400, 800] and ends.tolist() == [390, 790, 1190]
+    np.testing.assert_allclose(result["plateau_loss"].values, [1e-2, 3e-3, 1e-3], rtol=0.05)
+
+
+def test_a_steady_descent_has_no_drop_and_a_decelerating_one_has_one():
+    digons = np.stack([testing.polytope("digon")] * 200)[:, None]
+    steady = 10 ** np.linspace(-1, -3, 200)
+    change, _, _ = loss_changes(steady, 10)
+    assert np.nanmax(change) == pytest.approx(0.1, rel=0.01)  # 2 decades over 200 records
+    result = phases(testing.as_dataset(digons, loss=steady[:, None]), loss_window=10)
+    assert int(result["n_drops"][0]) == 0
+    decelerating = 1e-3 + 1e-1 / (1 + np.arange(200)) ** 2  # fast early fall, then a floor
+    result = phases(testing.as_dataset(digons, loss=decelerating[:, None]), loss_window=10)
+    assert result["drop_step"].values[0].tolist() == [10]  # the first record with full windows
+    assert int(result["n_plateaus"][0]) == 1 and int(result["plateau_end"][0, 0]) == 199
+
+
+def test_noise_raises_the_drop_threshold():
+    rng = np.random.default_rng(1)
+    noisy = 1e-3 * rng.lognormal(0, 0.8, size=300)  # no real drop, heavy noise
+    ds = testing.as_dataset(
+        np.stack([testing.polytope("digon")] * 300)[:, None], loss=noisy[:, None]
+    )
+    assert int(phases(ds, loss_window=5)["n_drops"][0]) == 0
+    assert int(phases(ds, loss_window=5, noise_factor=0)["n_drops"][0]) > 0
+
+
+# --- a run whose geometry is forced to change at a known step -----------------------------------
+def forced_run(seed: int, change_at: int = 20, records: int = 40, flicker_at: int = 8):
+    """n=4, m=2: two digons (a square), then a triangle with one feature dropped.
+
+    Every record is randomly rotated and slightly perturbed; the features are
+    permuted once; one record of the second geometry flickers early. The loss
+    drops by 5x at the change.
+    """
+    rng = np.random.default_rng(seed)
+    square, triangle = testing.tegum("digon", "digon"), testing.tegum("triangle", dead=1)
+    perm = rng.permutation(4)
+    Ws, loss = [], []
+    for t in range(records):
+        W = triangle if (t >= change_at or t == flicker_at) else square
+        W = testing.perturb(testing.rotate(W, rng), 0.01, rng)[:, perm]
+        Ws.append(W)
+        loss.append((2e-2 if t < change_at else 4e-3) * rng.uniform(0.95, 1.05))
+    steps = np.arange(records) * 50
+    ds = testing.as_dataset(
+        np.stack(Ws)[:, None], steps=steps, loss=np.array(loss)[:, None], seed=[seed]
+    )
+    return ds, perm, steps[change_at], square, triangle
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_forced_change_gives_one_transition_at_the_known_step(seed):
+    ds, perm, change_step, square, triangle = forced_run(seed)
+    result = phases(ds, loss_window=4).isel(instance=0)
+    assert int(result["n_phases"]) == 2 and int(result["n_transitions"]) == 1
+    assert int(result["transition_step"][0]) == change_step
+    assert str(result["transition_from"].values[0]) == summary_of(square)
+    assert str(result["transition_to"].values[0]) == summary_of(triangle)
+    assert result["phase_start"].values.tolist() == [0, change_step]
+    assert float(result["loss_before"][0]) == pytest.approx(2e-2, rel=0.05)
+    assert float(result["loss_after"][0]) == pytest.approx(4e-3, rel=0.05)
+    # the loss drop coincides with that transition
+    assert result["drop_step"].values.tolist() == [change_step]
+    assert result["drop_transition"].values.tolist() == [0]
+    # the flicker at record 8 is ignored, but it is still visible in the raw summary
+    assert str(result["summary"].values[8]) == summary_of(triangle)
+    assert (result["phase_index"].values[:20] == 0).all()
+    # per feature: the dropped feature jumps 1/2 -> 0, the others 1/2 -> 2/3, all at the change
+    dead = int(np.flatnonzero(perm == 3)[0])  # column of the dead triangle feature
+    for f in range(4):
+        assert int(result["n_jumps"][f]) == 1
+        assert int(result["jump_step"][f, 0]) == change_step
+        assert float(result["jump_from"][f, 0]) == pytest.approx(0.5)
+        assert float(result["jump_to"][f, 0]) == pytest.approx(0.0 if f == dead else 2 / 3)
+    assert result["drop_features"].values[0].all()
+
+
+def test_phases_reuses_a_classification_and_accepts_one_as_input():
+    ds, *_ = forced_run(5)
+    direct = phases(ds, loss_window=4)
+    cls = classify(ds)
+    for other in (phases(ds, classification=cls, loss_window=4), phases(cls, loss_window=4)):
+        for name in ("phase_start", "phase_summary", "transition_step", "drop_step", "jump_step"):
+            assert (other[name].values == direct[name].values).all(), name
+
+
+def test_without_loss_there_are_no_drops_but_transitions_remain():
+    ds, _, change_step, *_ = forced_run(3)
+    result = phases(ds.drop_vars("loss"))
+    assert (
+        int(result["n_transitions"][0]) == 1 and int(result["transition_step"][0, 0]) == change_step
+    )
+    assert result.sizes["drop"] == 0 and np.isnan(float(result["loss_before"][0, 0]))
+    assert result.attrs["has_loss"] is False
+
+
+def test_records_and_events_carry_the_same_answer():
+    ds, _, change_step, _, triangle = forced_run(4)
+    result = phases(ds, loss_window=4)
+    (record,) = phase_records(result)
+    assert record["coords"] == {"seed": 4}
+    assert [t["step"] for t in record["transitions"]] == [change_step]
+    assert record["loss_drops"][0]["transition"] == {
+        "step": change_step,
+        "from": record["transitions"][0]["from"],
+        "to": summary_of(triangle),
+    }
+    assert sorted(j["to"] for j in record["feature_jumps"]) == ["0", "2/3", "2/3", "2/3"]
+    events = phase_events(result)
+    assert sorted(events["event"].unique()) == [
+        "feature_jump",
+        "loss_drop",
+        "phase",
+        "plateau",
+        "transition",
+    ]
+    assert events.loc[events["event"] == "transition", "step"].tolist() == [change_step]
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_phases_are_invariant_to_rotation_and_feature_order(seed):
+    ds, *_ = forced_run(7)
+    rng = np.random.default_rng(seed)
+    W = ds["W"].values.astype(np.float64)
+    perm = rng.permutation(W.shape[-1])
+    moved = np.stack([testing.rotate(W[t, 0], rng) for t in range(W.shape[0])])[:, None][..., perm]
+    other = ds.copy()
+    other["W"] = (ds["W"].dims, moved.astype(np.float32))
+    a, b = phases(ds, loss_window=4), phases(other, loss_window=4)
+    for name in ("phase_start", "phase_summary", "transition_step", "drop_step"):
+        assert (a[name].values == b[name].values).all(), name
+    np.testing.assert_array_equal(a["jump_step"].values[:, perm], b["jump_step"].values)
+
+
+def test_phases_bad_input():
+    ds, *_ = forced_run(0)
+    for kwargs, pattern in [
+        ({"min_records": 0}, "min_records"),
+        ({"min_drop": 0}, "min_drop"),
+        ({"loss_window": 0}, "loss_window"),
+        ({"fraction_tol": 0.7}, "fraction_tol"),
+        ({"steps": [7]}, "step 7 is not recorded"),
+        ({"instances": [9]}, "instance 9"),
+    ]:
+        with pytest.raises(ConfigError, match=pattern):
+            phases(ds, **kwargs)
+    with pytest.raises(StoreError, match="no variable component"):
+        phases(ds, classification=classify(ds).drop_vars("component"))
+    with pytest.raises(ConfigError, match="Dataset"):
+        phases(np.zeros((2, 3)))
+    with pytest.raises(StoreError, match="neither weights W nor a classification"):
+        phases(xr.Dataset({"loss": (("step", "instance"), np.zeros((2, 1)))}))
+    with pytest.raises(StoreError, match="config"):
+        phases(ds, eval_batch=100)
+    with pytest.raises(StoreError, match="classification has step 500"):
+        phases(ds.isel(step=slice(0, 10)), classification=classify(ds))
+
+
+# --- phase diagrams on constructed grids ------------------------------------------------------------
+EXTRA = {  # n=2, m=1: feature 1 is the extra one
+    "unlearned": testing.tegum("dedicated", dead=1),
+    "superposed": testing.polytope("digon"),
+    "dedicated": testing.tegum("dedicated", dead=1)[:, ::-1],
+}
+
+
+def grid_store(
+    cells: dict[tuple[float, float], list[tuple[str, float]]], loss: bool = True
+) -> xr.Dataset:
+    """Seeds per (extra_importance, base_density) cell, each a (label, final loss)."""
+    W, importance, density, imp_label, dens_label, seeds, losses = [], [], [], [], [], [], []
+    rng = np.random.default_rng(0)
+    for (imp, dens), seeds_ in cells.items():
+        for s, (label, value) in enumerate(seeds_):
+            W.append(testing.rotate(EXTRA[label], rng) * rng.uniform(0.9, 1.1))
+            importance.append([1.0, imp])
+            density.append([dens, dens])
+            imp_label.append(imp)
+            dens_label.append(dens)
+            seeds.append(s)
+            losses.append(value)
+    ds = testing.as_dataset(
+        np.stack([np.stack(W)] * 4),  # 4 recorded steps, the same weights
+        importance=np.array(importance),
+        density=np.array(density),
+        sweep={"extra_importance": imp_label, "base_density": dens_label},
+        seed=seeds,
+        loss=np.tile(losses, (4, 1)) if loss else None,
+    )
+    return ds
+
+
+CELLS = {
+    (0.1, 1.0): [("unlearned", 0.1), ("unlearned", 0.2), ("dedicated", 0.9)],  # worst seed dropped
+    (10.0, 1.0): [("dedicated", 0.1), ("superposed", 0.2), ("superposed", 0.9)],  # tie -> best seed
+    (0.1, 0.01): [("superposed", 0.3), ("superposed", 0.1), ("superposed", 0.2)],
+    (10.0, 0.01): [("superposed", 0.1), ("superposed", 0.2), ("superposed", 0.3)],
+}
+
+
+def test_phase_diagram_labels_cells_by_the_documented_rule():
+    result = phase_diagram(grid_store(CELLS))
+    assert result.attrs["feature"] == 1 and result.attrs["axes"] == [
+        "extra_importance",
+        "base_density",
+    ]
+    got = {
+        (float(result["extra_importance"][c]), float(result["base_density"][c])): (
+            str(result["label"].values[c]),
+            float(result["agreement"][c]),
+            int(result["n_used"][c]),
+        )
+        for c in range(result.sizes["cell"])
+    }
+    assert got == {
+        (0.1, 1.0): ("unlearned", 1.0, 2),
+        (10.0, 1.0): ("dedicated", 0.5, 2),
+        (0.1, 0.01): ("superposed", 1.0, 2),
+        (10.0, 0.01): ("superposed", 1.0, 2),
+    }
+    assert int(result["n_seeds"].min()) == 3
+    # the dropped seed is the worst-loss one (instance 2 of the first cell)
+    first = int(
+        np.flatnonzero((result["extra_importance"] == 0.1) & (result["base_density"] == 1.0))[0]
+    )
+    assert int(result["dropped_instance"][first]) == 2
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_phase_diagram_is_invariant_to_instance_order(seed):
+    ds = grid_store(CELLS)
+    order = np.random.default_rng(seed).permutation(ds.sizes["instance"])
+    shuffled = ds.isel(instance=order).assign_coords(instance=np.arange(ds.sizes["instance"]))
+    a, b = diagram_records(phase_diagram(ds)), diagram_records(phase_diagram(shuffled))
+    strip = ("dropped_instance",)
+    assert [{k: v for k, v in c.items() if k not in strip} for c in a["cells"]] == [
+        {k: v for k, v in c.items() if k not in strip} for c in b["cells"]
+    ]
+    assert a["boundaries"] == b["boundaries"]
+
+
+def test_phase_diagram_majority_without_loss_keeps_every_seed():
+    result = phase_diagram(grid_store(CELLS, loss=False))
+    assert (result["n_used"] == 3).all() and (result["dropped_instance"] == -1).all()
+    labels = dict(
+        zip(
+            zip(result["extra_importance"].values, result["base_density"].values),
+            result["label"].values,
+        )
+    )
+    assert labels[(10.0, 1.0)] == "superposed"  # 2 of 3
+    assert labels[(0.1, 0.01)] == "superposed"
+
+
+def test_phase_diagram_boundaries_along_each_axis():
+    result = phase_diagram(grid_store(CELLS))
+    rows = diagram_records(result)["boundaries"]
+    labels = [r for r in rows if r["kind"] == "label"]
+    along_importance = sorted(
+        (r["at"]["base_density"], r["from"], r["to"])
+        for r in labels
+        if r["axis"] == "extra_importance"
+    )
+    assert along_importance == [(1.0, "unlearned", "dedicated")]
+    along_density = sorted(
+        (r["at"]["extra_importance"], r["from"], r["to"])
+        for r in labels
+        if r["axis"] == "base_density"
+    )
+    assert along_density == [(0.1, "superposed", "unlearned"), (10.0, "superposed", "dedicated")]
+    for r in rows:
+        assert r["position"] == pytest.approx(np.sqrt(r["lower"] * r["upper"]))
+    assert [r["position"] for r in labels if r["axis"] == "extra_importance"] == [
+        pytest.approx(1.0)
+    ]
+
+
+def test_one_dimensional_sweep_finds_the_pentagon_to_digons_jump():
+    rng = np.random.default_rng(2)
+    pentagon = testing.polytope("pentagon")
+    digons = np.zeros((2, 5))
+    digons[:, 1:] = testing.tegum("digon", "digon")  # feature 0 dropped
+    values = [0.005, 0.01, 0.05, 0.1]
+    W = [testing.rotate(digons if v < 0.01 else pentagon, rng) for v in values for _ in range(3)]
+    density = np.full((12, 5), 0.05)
+    density[:, 0] = np.repeat(values, 3)
+    ds = testing.as_dataset(
+        np.stack(W), density=density, sweep={"extra_density": np.repeat(values, 3)}
+    )
+    result = phase_diagram(ds)
+    assert result.attrs["feature"] == 0 and "varies" in result.attrs["feature_rule"]
+    assert result["label"].values.tolist() == [
+        "unlearned",
+        "superposed",
+        "superposed",
+        "superposed",
+    ]
+    assert (
+        result["configuration"].values.tolist() == [summary_of(digons)] + [summary_of(pentagon)] * 3
+    )
+    config_bounds = [
+        r for r in diagram_records(result)["boundaries"] if r["kind"] == "configuration"
+    ]
+    assert [(r["lower"], r["upper"], r["to"]) for r in config_bounds] == [(0.005, 0.01, "pentagon")]
+
+
+def test_phase_diagram_extra_feature_rules_and_errors():
+    W = np.stack([testing.polytope("triangle")] * 4)
+    ds = testing.as_dataset(W, sweep={"x": [1.0, 1.0, 2.0, 2.0]})
+    assert phase_diagram(ds).attrs["feature"] == 2  # nothing varies on its own -> last
+    assert "last" in phase_diagram(ds).attrs["feature_rule"]
+    assert phase_diagram(ds, feature=0).attrs["feature"] == 0
+    importance = np.ones((4, 3))
+    importance[:, 0] = [1, 2, 1, 2]
+    importance[:, 1] = [3, 1, 3, 1]
+    two = testing.as_dataset(W, importance=importance, sweep={"x": [1.0, 1.0, 2.0, 2.0]})
+    with pytest.raises(ConfigError, match=r"several features \(0, 1\)"):
+        phase_diagram(two)
+    with pytest.raises(ConfigError, match="feature 7"):
+        phase_diagram(ds, feature=7)
+    with pytest.raises(ConfigError, match="no sweep coordinates"):
+        phase_diagram(testing.as_dataset(W))
+    with pytest.raises(ConfigError, match="'y' is not a 1-D instance coordinate"):
+        phase_diagram(ds, axes=["y"])
+    with pytest.raises(ConfigError, match="step 5"):
+        phase_diagram(ds, step=5)
+    with pytest.raises(ConfigError, match="loss_records"):
+        phase_diagram(ds, loss_records=0)
+    # any instance coordinate can be an axis, named explicitly
+    plain = testing.as_dataset(W).assign_coords(x=("instance", [1.0, 1.0, 2.0, 2.0]))
+    assert phase_diagram(plain, axes=["x"]).sizes["cell"] == 2
+
+
+# --- trained presets -----------------------------------------------------------------------------
+def test_phase_2_1_preset_corners(tmp_path):
+    """The paper's n=2, m=1 diagram: dense+unimportant -> unlearned, dense+important -> dedicated,
+    sparse -> superposed."""
+    from toyanalysis import preset, train
+    from toyanalysis.config import SweepAxis
+
+    config = preset("phase-2-1").override(
+        steps=2000,
+        lr=1e-2,
+        record="every:500",
+        sweep=(
+            SweepAxis(
+                name="extra_importance", target="importance", features=(1,), values=(0.1, 10.0)
+            ),
+            SweepAxis(name="base_density", target="density", values=(1.0, 0.01)),
+        ),
+    )
+    ds = train(config, tmp_path / "phase.zarr")
+    result = phase_diagram(ds)
+    got = dict(
+        zip(
+            zip(result["extra_importance"].values, result["base_density"].values),
+            result["label"].values,
+        )
+    )
+    assert got == {
+        (0.1, 1.0): "unlearned",
+        (10.0, 1.0): "dedicated",
+        (0.1, 0.01): "superposed",
+        (10.0, 0.01): "superposed",
+    }
+    evaluated = evaluation_loss(ds.isel(step=[-1]), batch_size=2048)
+    assert evaluated.dims == ("step", "instance") and bool((evaluated > 0).all())
+    assert (
+        phase_diagram(ds, eval_batch=2048)["label"].values.tolist()
+        == result["label"].values.tolist()
+    )
+
+
+def test_dynamics_preset_every_loss_drop_is_a_change_of_geometry(tmp_path):
+    """The paper's learning-dynamics result, on a short run: each drop coincides with a
+    transition or with feature dimensionality jumps."""
+    from toyanalysis import preset, train
+
+    ds = train(preset("dynamics").override(steps=1500, record="every:10"), tmp_path / "dyn.zarr")
+    result = phases(ds, eval_batch=4096, loss_window=20)
+    drops = 0
+    for record in phase_records(result):
+        for drop in record["loss_drops"]:
+            drops += 1
+            assert drop["transition"] is not None or drop["features"], drop
+            if drop["transition"] is not None:
+                assert abs(drop["transition"]["step"] - drop["step"]) <= 200
+    assert drops >= 2
+    for k in range(result.sizes["instance"]):
+        r = result.isel(instance=k)
+        n = int(r["n_phases"])
+        assert n >= 1 and int(r["n_transitions"]) == n - 1
+        assert int(r["phase_start"][0]) == 0 and int(r["phase_end"][n - 1]) == 1500
+        assert (np.diff(r["phase_index"].values) >= 0).all()
