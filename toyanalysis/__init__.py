@@ -20,7 +20,6 @@ _LAZY = {
     "TrainConfig": "toyanalysis.config",
     "SweepAxis": "toyanalysis.config",
     "FeatureSet": "toyanalysis.config",
-    "Record": "toyanalysis.config",
     "preset": "toyanalysis.presets",
     "list_presets": "toyanalysis.presets",
     "train": "toyanalysis.training",
