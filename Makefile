@@ -22,8 +22,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash tests/setup-browser.sh
-	$(BIN)/ruff check toyanalysis cli tests benchmarks
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/ruff check toyanalysis cli tests benchmarks docs/notebooks datasets
+	$(BIN)/python -m pytest -n 2 --doctest-modules toyanalysis tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_speed.py

@@ -21,7 +21,7 @@ from toyanalysis.geometry import (
     to_records,
     unregister_configuration,
 )
-from toyanalysis.measures import feature_dimensionality, gram
+from toyanalysis.superposition import feature_dimensionality, gram
 
 SHAPES = [
     "dedicated",

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from toyanalysis import geometry, testing
 from toyanalysis.geometry import classify
-from toyanalysis.measures import feature_dimensionality, feature_norms, gram, interference
+from toyanalysis.superposition import feature_dimensionality, feature_norms, gram, interference
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 from toyanalysis import testing
-from toyanalysis.measures import (
+from toyanalysis.superposition import (
     MeasureError,
     dimensions_per_feature,
     feature_dimensionality,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toyanalysis.errors import ConfigError, StoreError
-from toyanalysis.neurons import neurons, participation
+from toyanalysis.polysemanticity import neurons, participation
 
 DIMS = ("step", "instance", "hidden", "feature")
 

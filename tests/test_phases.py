@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from toyanalysis import testing
 from toyanalysis.errors import ConfigError, StoreError
 from toyanalysis.geometry import classify
-from toyanalysis.phases import (
+from toyanalysis.phase_changes import (
     collapse,
     diagram_records,
     evaluation_loss,

@@ -281,7 +281,7 @@ def test_instance_selection_is_checked(tmp_path):
 
 def test_import_toyanalysis_does_not_import_holoviews():
     code = (
-        "import sys, toyanalysis, toyanalysis.measures, toyanalysis.geometry\n"
+        "import sys, toyanalysis, toyanalysis.superposition, toyanalysis.geometry\n"
         "print(any(m.split('.')[0] in ('holoviews', 'bokeh', 'panel') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toyanalysis.errors import ConfigError, StoreError
-from toyanalysis.measures import (
+from toyanalysis.superposition import (
     _dimensionality,
     _interference,
     _matmul_tn,

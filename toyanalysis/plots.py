@@ -27,10 +27,10 @@ The views (section names from Elhage et al., 2022):
   connected component is drawn as the projection of its unit directions onto
   its two main axes (a pentagon looks like one), coloured by configuration;
 - :func:`loss_curves` — loss per instance (log axis) with the geometry
-  transitions of :func:`toyanalysis.phases.phases` marked;
+  transitions of :func:`toyanalysis.phase_changes.phases` marked;
 - :func:`phase_diagram` — what one extra feature does (unlearned, superposed,
   dedicated) over a sweep of importance × density
-  (:func:`toyanalysis.phases.phase_diagram`);
+  (:func:`toyanalysis.phase_changes.phase_diagram`);
 - :func:`neuron_bars` — per-neuron stacked bars of ``|W[h, i]|``, one colour
   per feature, negative weights below the axis (privileged basis).
 
@@ -58,14 +58,14 @@ import numpy as np
 import xarray as xr
 
 from toyanalysis.errors import ToyAnalysisError
-from toyanalysis.measures import (
+from toyanalysis.superposition import (
     dimensions_per_feature,
     feature_dimensionality,
     feature_norms,
     interference,
     unit_directions,
 )
-from toyanalysis.measures import gram as _gram
+from toyanalysis.superposition import gram as _gram
 
 __all__ = [
     "REFERENCE_FRACTIONS",
@@ -479,7 +479,7 @@ def norms(
     """Per-feature norm ``‖W_i‖`` as bars coloured by interference, most important feature on top.
 
     The colour is the interference ``Σ_{j≠i} (Ŵ_i·W_j)²`` of
-    :func:`toyanalysis.measures.interference` on a 0–1 scale (values above 1
+    :func:`toyanalysis.superposition.interference` on a 0–1 scale (values above 1
     get the top colour). A dashed line separates the ``m`` most important
     features from the rest: a linear model keeps exactly those.
 
@@ -780,7 +780,7 @@ def loss_curves(
 ) -> Any:
     """Training loss per instance (log axis), geometry transitions marked with crosses.
 
-    ``phases`` is a :func:`toyanalysis.phases.phases` result to reuse; by
+    ``phases`` is a :func:`toyanalysis.phase_changes.phases` result to reuse; by
     default it is computed from the store (every recorded step). Hover a
     cross for the configurations before and after. The x axis is the step,
     so this view has no slider.
@@ -831,7 +831,7 @@ def _transition_marks(
     steps: np.ndarray,
     result: xr.Dataset | None,
 ) -> Any:
-    from toyanalysis.phases import phases as compute_phases
+    from toyanalysis.phase_changes import phases as compute_phases
 
     if result is None:
         result = compute_phases(ds, instances=chosen)
@@ -964,7 +964,7 @@ def phase_diagram(
     """What one extra feature does over a sweep (importance × density): a coloured grid.
 
     ``ds`` is a store with a sweep (``attrs["sweep"]``) or a
-    :func:`toyanalysis.phases.phase_diagram` result. Each cell is coloured
+    :func:`toyanalysis.phase_changes.phase_diagram` result. Each cell is coloured
     by its label — ``unlearned`` (grey), ``superposed`` (orange),
     ``dedicated`` (blue) — by majority over its seeds; hover for the
     configuration and the seeds' agreement. Positive axes are logarithmic,
@@ -978,7 +978,7 @@ def phase_diagram(
     >>> [e.label for e in phase_diagram(ds, feature=1)]
     ['unlearned', 'superposed', 'dedicated']
     """
-    from toyanalysis.phases import phase_diagram as compute_diagram
+    from toyanalysis.phase_changes import phase_diagram as compute_diagram
 
     if isinstance(ds, xr.Dataset) and ds.attrs.get("analysis") == "phase_diagram":
         return _diagram_element(ds)

@@ -1,8 +1,8 @@
 """Commands about change: phases over training, phase diagrams over sweeps, and neurons.
 
 Each command opens a store, calls one library function
-(:func:`toyanalysis.phases.phases`, :func:`toyanalysis.phases.phase_diagram`,
-:func:`toyanalysis.neurons.neurons`) and prints the result as a table, JSON
+(:func:`toyanalysis.phase_changes.phases`, :func:`toyanalysis.phase_changes.phase_diagram`,
+:func:`toyanalysis.polysemanticity.neurons`) and prints the result as a table, JSON
 (schemas in ``docs/phases.md`` and ``docs/neurons.md``) or CSV.
 """
 
@@ -149,7 +149,7 @@ def phases_command(
     output: Path | None,
 ) -> None:
     """Phases and transitions of each instance's geometry over training, with loss drops."""
-    from toyanalysis.phases import phase_events, phase_records, phases
+    from toyanalysis.phase_changes import phase_events, phase_records, phases
 
     result = phases(
         _open(store),
@@ -308,7 +308,7 @@ def phase_diagram_command(
     output: Path | None,
 ) -> None:
     """What an extra feature does in each cell of a sweep (unlearned, superposed, dedicated)."""
-    from toyanalysis.phases import diagram_records, phase_diagram
+    from toyanalysis.phase_changes import diagram_records, phase_diagram
 
     result = phase_diagram(
         _open(store),
@@ -424,7 +424,7 @@ def neurons_command(
     output: Path | None,
 ) -> None:
     """Which features drive each neuron of a privileged basis, and how polysemantic it is."""
-    from toyanalysis.neurons import neuron_records, neurons
+    from toyanalysis.polysemanticity import neuron_records, neurons
 
     ds = _open(store)
     chosen = int(ds["step"].values[-1]) if step is None else step

@@ -32,7 +32,7 @@ import numpy as np
 
 import toyanalysis as ta
 from toyanalysis import plots
-from toyanalysis.measures import feature_dimensionality
+from toyanalysis.superposition import feature_dimensionality
 
 hv.extension("bokeh")
 workdir = Path(tempfile.mkdtemp())
