@@ -4,7 +4,8 @@ For the intro (n=5, m=2), basic (n=20, m=5) and uniform (n=400, m=30)
 presets, time: the plain loop (einsum + autograd + torch AdamW, two ``rand``
 calls per element, as in the public notebook); our trainer recording every
 10 steps into a store; and our trainer recording only the first and last step
-(to isolate the cost of recording). One torch thread everywhere.
+(to isolate the cost of recording). One torch thread everywhere; each figure
+is the best of three runs, so a busy moment on the machine does not count.
 
     python benchmarks/train_speed.py [--quick]
 """
@@ -21,6 +22,7 @@ import torch
 from toyanalysis import preset, train
 
 CASES = {"intro": 3000, "basic": 1500, "uniform": 60}
+REPEATS = 3
 
 
 def plain_loop(config, steps: int) -> float:
@@ -69,9 +71,9 @@ def main() -> None:
             steps = max(steps // 10, 20) if args.quick else steps
             config = preset(name)
             ours(config, min(steps, 50), "every:10", Path(tmp))  # warm up imports and caches
-            plain = plain_loop(config, steps)
-            recorded = ours(config, steps, "every:10", Path(tmp))
-            bare = ours(config, steps, str(steps), Path(tmp))
+            plain = max(plain_loop(config, steps) for _ in range(REPEATS))
+            recorded = max(ours(config, steps, "every:10", Path(tmp)) for _ in range(REPEATS))
+            bare = max(ours(config, steps, str(steps), Path(tmp)) for _ in range(REPEATS))
             cost = bare / recorded - 1
             print(
                 f"{name:<9} {steps:>6} {plain:>9.1f} {recorded:>9.1f} {recorded / plain:>5.2f}x "
