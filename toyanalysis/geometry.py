@@ -709,6 +709,16 @@ def _check_thresholds(
             raise ConfigError(f"{name} must be a number in [{low}, {high}), got {value!r}")
 
 
+def _given_thresholds(norm_threshold: float | None, overlap_tol: float | None) -> dict[str, float]:
+    """The thresholds given (not None), as keyword arguments of :func:`classify`."""
+    out = {}
+    if norm_threshold is not None:
+        out["norm_threshold"] = norm_threshold
+    if overlap_tol is not None:
+        out["overlap_tol"] = overlap_tol
+    return out
+
+
 def _as_dataset(data: Any) -> xr.Dataset:
     """A store-shaped Dataset from a store Dataset, a ``W`` DataArray or a NumPy array."""
     import xarray as xr
@@ -752,26 +762,36 @@ def _describe_steps(steps: np.ndarray) -> str:
     return f"{steps.size} steps {steps[0]}..{steps[-1]}{every}"
 
 
-def _select(ds: xr.Dataset, steps: Any, instances: Any) -> xr.Dataset:
+def _the_store_has(recorded: np.ndarray) -> str:
+    return f" (the store has {_describe_steps(recorded)})"
+
+
+def _select_steps(
+    ds: xr.Dataset, steps: Any, recorded: Callable[[np.ndarray], str] = _the_store_has
+) -> xr.Dataset:
+    """``steps``: None or "all" (every step), "last", or step numbers (one or several).
+
+    A step that is not recorded raises "step S is not recorded" followed by
+    ``recorded(the recorded steps)``.
+    """
     available = ds["step"].values
     if steps is None or (isinstance(steps, str) and steps == "all"):
-        pass
-    elif isinstance(steps, str) and steps == "last":
-        ds = ds.isel(step=[-1]) if available.size else ds
-    else:
-        wanted = [steps] if np.ndim(steps) == 0 else list(steps)
-        try:
-            wanted = [int(s) for s in wanted]
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"steps must be 'last', 'all' or step numbers, got {steps!r}"
-            ) from None
-        missing = [s for s in wanted if s not in set(available.tolist())]
-        if missing:
-            raise ConfigError(
-                f"step {missing[0]} is not recorded (the store has {_describe_steps(available)})"
-            )
-        ds = ds.sel(step=wanted)
+        return ds
+    if isinstance(steps, str) and steps == "last":
+        return ds.isel(step=[-1]) if available.size else ds
+    wanted = [steps] if np.ndim(steps) == 0 else list(steps)
+    try:
+        wanted = [int(s) for s in wanted]
+    except (TypeError, ValueError):
+        raise ConfigError(f"steps must be 'last', 'all' or step numbers, got {steps!r}") from None
+    missing = [s for s in wanted if s not in set(available.tolist())]
+    if missing:
+        raise ConfigError(f"step {missing[0]} is not recorded{recorded(available)}")
+    return ds.sel(step=wanted)
+
+
+def _select(ds: xr.Dataset, steps: Any, instances: Any) -> xr.Dataset:
+    ds = _select_steps(ds, steps)
     if instances is not None:
         wanted = [instances] if np.ndim(instances) == 0 else list(instances)
         labels = ds["instance"].values.tolist()
@@ -1111,12 +1131,11 @@ def _instance_columns(result: xr.Dataset) -> dict[str, np.ndarray]:
 
 
 def _feature_columns(result: xr.Dataset) -> dict[str, np.ndarray]:
-    """(instance, feature) coordinates such as density and importance, as (I, n) arrays."""
-    out = {}
-    for name, c in result.coords.items():
-        if set(c.dims) == {"instance", "feature"}:
-            out[str(name)] = c.transpose("instance", "feature").values
-    return out
+    """(instance, feature) coordinates such as density and importance, as (I, n) arrays, by name."""
+    names = sorted(
+        str(n) for n, c in result.coords.items() if set(c.dims) == {"instance", "feature"}
+    )
+    return {name: result[name].transpose("instance", "feature").values for name in names}
 
 
 def _per_feature_config(result: xr.Dataset) -> dict[str, np.ndarray]:
@@ -1206,6 +1225,7 @@ def _number(value: Any) -> float | None:
 
 
 def _scalar(value: Any) -> Any:
+    """A JSON value: NumPy scalars as Python ones, a non-finite float as null."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

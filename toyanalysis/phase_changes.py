@@ -72,6 +72,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.geometry import _given_thresholds, _scalar, _select_steps
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -310,17 +311,6 @@ def _snap(dimensionality: np.ndarray, fractions: np.ndarray, tol: float) -> np.n
 
 
 # --- inputs ---------------------------------------------------------------------------------
-def _geometry_thresholds(
-    norm_threshold: float | None, overlap_tol: float | None
-) -> dict[str, float]:
-    out = {}
-    if norm_threshold is not None:
-        out["norm_threshold"] = norm_threshold
-    if overlap_tol is not None:
-        out["overlap_tol"] = overlap_tol
-    return out
-
-
 def _classification(
     ds: xr.Dataset,
     classification: xr.Dataset | None,
@@ -344,7 +334,7 @@ def _classification(
         raise ConfigError(
             "norm_threshold/overlap_tol apply only when phases computes the classification"
         )
-    out = _select_steps(classification, steps)
+    out = _select_steps(classification, steps, _have)
     if instances is not None:
         wanted = [instances] if np.ndim(instances) == 0 else list(instances)
         missing_inst = [i for i in wanted if i not in set(out["instance"].values.tolist())]
@@ -354,20 +344,8 @@ def _classification(
     return out
 
 
-def _select_steps(ds: xr.Dataset, steps: Any) -> xr.Dataset:
-    """``steps``: None or "all" (every step), "last", or step numbers."""
-    if steps is None or (isinstance(steps, str) and steps == "all"):
-        return ds
-    if isinstance(steps, str) and steps == "last":
-        return ds.isel(step=[-1])
-    wanted = [int(s) for s in np.atleast_1d(np.asarray(steps))]
-    have = ds["step"].values
-    missing = [s for s in wanted if s not in set(have.tolist())]
-    if missing:
-        raise ConfigError(
-            f"step {missing[0]} is not recorded (have {have.size} steps, {have[0]}..{have[-1]})"
-        )
-    return ds.sel(step=wanted)
+def _have(recorded: np.ndarray) -> str:
+    return f" (have {recorded.size} steps, {recorded[0]}..{recorded[-1]})"
 
 
 def evaluation_loss(
@@ -536,7 +514,7 @@ def phases(
     )
     ds = _as_store(ds)
     cls = _classification(
-        ds, classification, steps, instances, _geometry_thresholds(norm_threshold, overlap_tol)
+        ds, classification, steps, instances, _given_thresholds(norm_threshold, overlap_tol)
     )
     cls = cls.transpose("step", "instance", "feature", ...)
     step_values = np.asarray(cls["step"].values, dtype=np.int64)
@@ -928,7 +906,7 @@ def phase_diagram(
     ds = _as_store(ds)
     axis_names = _axes(ds, axes)
     chosen_step = int(ds["step"].values[-1]) if step is None else int(step)
-    thresholds = _geometry_thresholds(norm_threshold, overlap_tol)
+    thresholds = _given_thresholds(norm_threshold, overlap_tol)
     cls = _classification(ds, classification, [chosen_step], None, thresholds)
     cls = cls.isel(step=0)
     f, how = _extra_feature(ds, feature)
@@ -1133,14 +1111,6 @@ def _boundaries(
 
 
 # --- records (the JSON forms; schemas in docs/phases.md) ---------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _instance_coords(result: xr.Dataset, k: int) -> dict[str, Any]:
     """The instance's 1-D coordinates (sweep labels first, then seed and the rest)."""
     sweep = [s for s in result.attrs.get("sweep", []) if s in result.coords]
@@ -1149,7 +1119,7 @@ def _instance_coords(result: xr.Dataset, k: int) -> dict[str, Any]:
         for name, c in result.coords.items()
         if c.dims == ("instance",) and name != "instance" and name not in sweep
     )
-    return {name: _plain(result[name].values[k]) for name in names}
+    return {name: _scalar(result[name].values[k]) for name in names}
 
 
 def phase_records(result: xr.Dataset) -> list[dict[str, Any]]:
@@ -1183,8 +1153,8 @@ def phase_records(result: xr.Dataset) -> list[dict[str, Any]]:
                 "step": int(r["transition_step"][j]),
                 "from": str(r["transition_from"].values[j]),
                 "to": str(r["transition_to"].values[j]),
-                "loss_before": _plain(float(r["loss_before"][j])),
-                "loss_after": _plain(float(r["loss_after"][j])),
+                "loss_before": _scalar(float(r["loss_before"][j])),
+                "loss_after": _scalar(float(r["loss_after"][j])),
             }
             for j in range(int(r["n_transitions"]))
         ]
@@ -1194,15 +1164,15 @@ def phase_records(result: xr.Dataset) -> list[dict[str, Any]]:
             drops.append(
                 {
                     "step": int(r["drop_step"][j]),
-                    "size": _plain(float(r["drop_size"][j])),
-                    "change": _plain(float(r["drop_change"][j])),
-                    "loss_before": _plain(float(r["drop_loss_before"][j])),
-                    "loss_after": _plain(float(r["drop_loss_after"][j])),
+                    "size": _scalar(float(r["drop_size"][j])),
+                    "change": _scalar(float(r["drop_change"][j])),
+                    "loss_before": _scalar(float(r["drop_loss_before"][j])),
+                    "loss_after": _scalar(float(r["drop_loss_after"][j])),
                     "transition": None
                     if index < 0
                     else {key: transitions[index][key] for key in ("step", "from", "to")},
                     "features": [
-                        _plain(features[f]) for f in np.flatnonzero(r["drop_features"].values[j])
+                        _scalar(features[f]) for f in np.flatnonzero(r["drop_features"].values[j])
                     ],
                 }
             )
@@ -1210,13 +1180,13 @@ def phase_records(result: xr.Dataset) -> list[dict[str, Any]]:
             {
                 "start_step": int(r["plateau_start"][j]),
                 "end_step": int(r["plateau_end"][j]),
-                "loss": _plain(float(r["plateau_loss"][j])),
+                "loss": _scalar(float(r["plateau_loss"][j])),
             }
             for j in range(int(r["n_plateaus"]))
         ]
         jumps = [
             {
-                "feature": _plain(features[f]),
+                "feature": _scalar(features[f]),
                 "step": int(r["jump_step"].values[f, j]),
                 "from": fraction_text(float(r["jump_from"].values[f, j])),
                 "to": fraction_text(float(r["jump_to"].values[f, j])),
@@ -1227,7 +1197,7 @@ def phase_records(result: xr.Dataset) -> list[dict[str, Any]]:
         jumps.sort(key=lambda row: (row["step"], str(row["feature"])))
         records.append(
             {
-                "instance": _plain(instance),
+                "instance": _scalar(instance),
                 "coords": _instance_coords(result, k),
                 "phases": phases_,
                 "transitions": transitions,
@@ -1325,19 +1295,19 @@ def diagram_records(result: xr.Dataset) -> dict[str, Any]:
         dropped = result["dropped_instance"].values[c]
         cells.append(
             {
-                **{a: _plain(result[a].values[c]) for a in axes},
+                **{a: _scalar(result[a].values[c]) for a in axes},
                 "label": str(result["label"].values[c]),
-                "agreement": _plain(float(result["agreement"].values[c])),
+                "agreement": _scalar(float(result["agreement"].values[c])),
                 "n_seeds": int(result["n_seeds"].values[c]),
                 "n_used": int(result["n_used"].values[c]),
                 "dropped_instance": None
                 if int(result["n_used"].values[c]) == int(result["n_seeds"].values[c])
-                else _plain(dropped),
+                else _scalar(dropped),
                 "configuration": str(result["configuration"].values[c]),
-                "configuration_agreement": _plain(
+                "configuration_agreement": _scalar(
                     float(result["configuration_agreement"].values[c])
                 ),
-                "loss": _plain(float(result["loss"].values[c])),
+                "loss": _scalar(float(result["loss"].values[c])),
             }
         )
     boundaries = []
@@ -1348,17 +1318,17 @@ def diagram_records(result: xr.Dataset) -> dict[str, Any]:
             {
                 "axis": axis,
                 "kind": str(result["boundary_kind"].values[b]),
-                "at": {a: _plain(result[a].values[lower_cell]) for a in axes if a != axis},
-                "lower": _plain(float(result["boundary_lower"].values[b])),
-                "upper": _plain(float(result["boundary_upper"].values[b])),
-                "position": _plain(float(result["boundary_position"].values[b])),
+                "at": {a: _scalar(result[a].values[lower_cell]) for a in axes if a != axis},
+                "lower": _scalar(float(result["boundary_lower"].values[b])),
+                "upper": _scalar(float(result["boundary_upper"].values[b])),
+                "position": _scalar(float(result["boundary_position"].values[b])),
                 "from": str(result["boundary_from"].values[b]),
                 "to": str(result["boundary_to"].values[b]),
             }
         )
     keys = ("axes", "feature", "feature_rule", "step", "loss_records", "loss_source", "seed_rule")
     return {
-        **{key: _plain(result.attrs[key]) if key != "axes" else axes for key in keys},
+        **{key: _scalar(result.attrs[key]) if key != "axes" else axes for key in keys},
         "cells": cells,
         "boundaries": boundaries,
     }

@@ -273,13 +273,25 @@ def _layout(panels: list[Any], cols: int) -> Any:
     return hv.Layout(panels).cols(cols)
 
 
-def _select(
-    ds: xr.Dataset, variables: Sequence[str], instances: list[Any]
-) -> tuple[xr.Dataset, dict[Any, str]]:
+def _panels(
+    ds: xr.Dataset,
+    variables: Sequence[str],
+    instances: Sequence[Any] | Any | None,
+    steps: Sequence[int] | str | None,
+    max_frames: int,
+    max_instances: int,
+) -> tuple[list[Any], xr.Dataset, dict[Any, str], np.ndarray]:
+    """What a view shows: its instances, their ``variables``, their titles, and the steps."""
+    chosen = _pick_instances(ds, instances, max_instances)
     keep = [v for v in variables if v in ds.data_vars]
-    source = ds[keep].sel(instance=instances)
-    titles = {inst: instance_title(ds, inst) for inst in instances}
-    return source, titles
+    source = ds[keep].sel(instance=chosen)
+    titles = {inst: instance_title(ds, inst) for inst in chosen}
+    return chosen, source, titles, frame_steps(ds, steps, max_frames)
+
+
+def _range_steps(shown: np.ndarray, dynamic: bool) -> np.ndarray:
+    """The steps that fix a view's axis and colour ranges (a DynamicMap loads only the last)."""
+    return shown[-1:] if dynamic else shown
 
 
 def _matrix(frame: xr.Dataset, name: str = "W") -> np.ndarray:
@@ -315,10 +327,8 @@ def directions(
             f"directions needs m = 2 hidden dimensions, the store has m = {ds.sizes['hidden']} "
             "(use gram() for any m)"
         )
-    chosen = _pick_instances(ds, instances, max_instances)
-    source, titles = _select(ds, ["W"], chosen)
-    shown = frame_steps(ds, steps, max_frames)
-    reach = _max_norm(source.sel(step=shown if not dynamic else shown[-1:]))
+    chosen, source, titles, shown = _panels(ds, ["W"], instances, steps, max_frames, max_instances)
+    reach = _max_norm(source.sel(step=_range_steps(shown, dynamic)))
     lim = (-1.1 * reach, 1.1 * reach)
     imp = ds["importance"].sel(instance=chosen)
     clim = (float(imp.min()), float(imp.max()) if float(imp.max()) > float(imp.min()) else 1.0)
@@ -393,10 +403,10 @@ def gram(
     'Image'
     """
     ds = _as_store(ds)
-    chosen = _pick_instances(ds, instances, max_instances)
-    source, titles = _select(ds, ["W", "b"], chosen)
-    shown = frame_steps(ds, steps, max_frames)
-    sample = source.sel(step=shown if not dynamic else shown[-1:])
+    chosen, source, titles, shown = _panels(
+        ds, ["W", "b"], instances, steps, max_frames, max_instances
+    )
+    sample = source.sel(step=_range_steps(shown, dynamic))
     W = np.asarray(sample["W"].values, dtype=np.float64)
     wtw_max = float(np.nanmax(np.abs(np.einsum("...hi,...hi->...i", W, W)))) if W.size else 1.0
     wtw_lim = max(wtw_max, 1e-6)
@@ -489,10 +499,8 @@ def norms(
     ['Rectangles', 'HLine']
     """
     ds = _as_store(ds)
-    chosen = _pick_instances(ds, instances, max_instances)
-    source, titles = _select(ds, ["W"], chosen)
-    shown = frame_steps(ds, steps, max_frames)
-    reach = _max_norm(source.sel(step=shown if not dynamic else shown[-1:]))
+    chosen, source, titles, shown = _panels(ds, ["W"], instances, steps, max_frames, max_instances)
+    reach = _max_norm(source.sel(step=_range_steps(shown, dynamic)))
     m = ds.sizes["hidden"]
     features = ds["feature"].values
     panels = []
@@ -578,9 +586,9 @@ def dimensionality(
         raise PlotError(
             "dimensionality plots D* against 1/density, but the store has no density coordinate"
         )
-    chosen = _pick_instances(ds, instances, max_instances=ds.sizes["instance"])
-    source, _ = _select(ds, ["W"], chosen)
-    shown = frame_steps(ds, steps, max_frames)
+    chosen, source, titles, shown = _panels(
+        ds, ["W"], instances, steps, max_frames, max_instances=ds.sizes["instance"]
+    )
     density = np.asarray(
         ds["density"].sel(instance=chosen).transpose("instance", "feature").values, np.float64
     )
@@ -590,7 +598,7 @@ def dimensionality(
     x_instance = 1.0 / density.mean(axis=1)
     order = np.argsort(x_instance, kind="stable")
     features = np.broadcast_to(ds["feature"].values, density.shape)
-    labels = np.array([instance_title(ds, i) for i in chosen], dtype=object)
+    labels = np.array([titles[i] for i in chosen], dtype=object)
     xmin, xmax = float(x_feature.min()), float(x_feature.max())
     xlim = (xmin / 1.5, xmax * 1.5)
     fractions = np.array([float(f) for f in REFERENCE_FRACTIONS])
@@ -709,11 +717,7 @@ def overlap_graph(
     inst = ds["instance"].values[0] if instance is None else instance
     chosen = _pick_instances(ds, [inst], 1)
     shown = frame_steps(ds, steps, max_frames)
-    options = {}
-    if norm_threshold is not None:
-        options["norm_threshold"] = norm_threshold
-    if overlap_tol is not None:
-        options["overlap_tol"] = overlap_tol
+    options = geometry._given_thresholds(norm_threshold, overlap_tol)
     tol = options.get("overlap_tol", geometry.DEFAULT_OVERLAP_TOL)
     result = geometry.classify(ds, steps=shown.tolist(), instances=chosen, **options)
     source = ds[["W"]].sel(instance=chosen[0])
@@ -1023,13 +1027,11 @@ def neuron_bars(
         raise PlotError(
             f"neuron_bars needs a privileged basis (model hidden_relu or abs), the store's model is {model!r}"
         )
-    chosen = _pick_instances(ds, instances, max_instances)
-    source, titles = _select(ds, ["W"], chosen)
-    shown = frame_steps(ds, steps, max_frames)
+    chosen, source, titles, shown = _panels(ds, ["W"], instances, steps, max_frames, max_instances)
     features = ds["feature"].values
     n, m = features.size, ds.sizes["hidden"]
     colors = np.array([FEATURE_COLORS[k % len(FEATURE_COLORS)] for k in range(n)], dtype=object)
-    sample = np.asarray(source["W"].sel(step=shown[-1:] if dynamic else shown).values)
+    sample = np.asarray(source["W"].sel(step=_range_steps(shown, dynamic)).values)
     pos = np.where(sample > 0, sample, 0).sum(axis=-1)
     neg = np.where(sample < 0, -sample, 0).sum(axis=-1)
     ylim = (-1.05 * max(float(neg.max()), 0.1), 1.05 * max(float(pos.max()), 0.1))

@@ -57,7 +57,6 @@ inputs give monosemantic neurons, sparser inputs polysemantic ones; the
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +65,7 @@ import numpy as np
 import xarray as xr
 
 from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.geometry import _scalar, _select_steps
 from toyanalysis.store import normalize
 
 PRIVILEGED_MODELS = ("hidden_relu", "abs")
@@ -145,18 +145,8 @@ def _neuron_kernel(
 
 
 # --- the xarray layer ------------------------------------------------------------
-def _select_steps(ds: xr.Dataset, steps: Sequence[int] | None) -> xr.Dataset:
-    if steps is None:
-        return ds
-    wanted = [int(s) for s in np.atleast_1d(np.asarray(steps))]
-    have = ds["step"].values
-    missing = [s for s in wanted if s not in set(have.tolist())]
-    if missing:
-        raise ConfigError(
-            f"step {missing[0]} is not recorded; the store has {have.size} steps "
-            f"from {have[0]} to {have[-1]}"
-        )
-    return ds.sel(step=wanted)
+def _the_store_has(recorded: np.ndarray) -> str:
+    return f"; the store has {recorded.size} steps from {recorded[0]} to {recorded[-1]}"
 
 
 def resolve_model(ds: xr.Dataset, model: str | None) -> str:
@@ -222,7 +212,7 @@ def neurons(
         raise StoreError(
             "neurons: model abs needs the output weights W_out (step, instance, feature, hidden)"
         )
-    ds = _select_steps(ds, steps)
+    ds = _select_steps(ds, steps, _the_store_has)
     W = ds["W"].transpose("step", "instance", "hidden", "feature")
     W_out = (
         ds["W_out"].transpose("step", "instance", "feature", "hidden") if chosen == "abs" else None
@@ -304,14 +294,6 @@ def _assemble(
 
 
 # --- records (the JSON form; schema in docs/neurons.md) -----------------------------------------
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def neuron_records(result: xr.Dataset) -> dict[str, Any]:
     """The JSON form of a :func:`neurons` result.
 
@@ -334,8 +316,8 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
     names = sweep + (
         ["seed"] if "seed" in result.coords and result["seed"].dims == ("instance",) else []
     )
-    feature_ids = [_plain(f) for f in result["feature"].values]
-    neuron_ids = [_plain(h) for h in result["hidden"].values]
+    feature_ids = [_scalar(f) for f in result["feature"].values]
+    neuron_ids = [_scalar(h) for h in result["hidden"].values]
     order = np.argsort(-result["drive"].values, axis=-1, kind="stable")
     neuron_rows, instance_rows = [], []
     for s, step in enumerate(result["step"].values.tolist()):
@@ -343,7 +325,7 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
         weight, drives = r["weight"].values, r["drives"].values
         label, score, strength = r["label"].values, r["score"].values, r["strength"].values
         for k, instance in enumerate(r["instance"].values.tolist()):
-            coords = {name: _plain(result[name].values[k]) for name in names}
+            coords = {name: _scalar(result[name].values[k]) for name in names}
             for h, neuron in enumerate(neuron_ids):
                 chosen = [int(i) for i in order[s, k, h] if drives[k, h, i]]
                 neuron_rows.append(
@@ -353,8 +335,8 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
                         "coords": coords,
                         "neuron": neuron,
                         "label": str(label[k, h]),
-                        "score": _plain(round(float(score[k, h]), 6)),
-                        "strength": _plain(round(float(strength[k, h]), 6)),
+                        "score": _scalar(round(float(score[k, h]), 6)),
+                        "strength": _scalar(round(float(strength[k, h]), 6)),
                         "features": [feature_ids[i] for i in chosen],
                         "weights": [round(float(weight[k, h, i]), 6) for i in chosen],
                     }
@@ -365,7 +347,7 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
                     "instance": instance,
                     "coords": coords,
                     **{
-                        key: _plain(r[key].values[k])
+                        key: _scalar(r[key].values[k])
                         for key in (
                             "monosemantic_fraction",
                             "dead_fraction",

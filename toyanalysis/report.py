@@ -121,7 +121,9 @@ def applicable_views(
                 title="Feature directions",
                 text="Each feature's column W_i as a vector in the 2-D hidden space, coloured by "
                 "importance. Antipodal pairs, pentagons and dropped features are visible at a glance.",
-                build=lambda: plots.directions(ds, instances=instances, max_frames=frames),
+                build=lambda frames=frames: plots.directions(
+                    ds, instances=instances, max_frames=frames
+                ),
             )
         )
     frames = _frames_for(n_inst * (n * n + n) * 8, 2 * n_inst, max_frames)
@@ -131,7 +133,7 @@ def applicable_views(
             title="WᵀW and the bias",
             text="WᵀW (feature × feature; red positive, blue negative) beside the bias b. "
             "Off-diagonal entries are interference between features.",
-            build=lambda: plots.gram(ds, instances=instances, max_frames=frames),
+            build=lambda frames=frames: plots.gram(ds, instances=instances, max_frames=frames),
         )
     )
     frames = _frames_for(n_inst * n * 8 * 8, n_inst, max_frames)
@@ -142,7 +144,7 @@ def applicable_views(
             text="‖W_i‖ per feature, most important on top, coloured by interference "
             "Σ_{j≠i}(Ŵ_i·W_j)² (dark: a dimension of its own; yellow: in superposition). "
             "The dashed line separates the m most important features.",
-            build=lambda: plots.norms(ds, instances=instances, max_frames=frames),
+            build=lambda frames=frames: plots.norms(ds, instances=instances, max_frames=frames),
         )
     )
     if "density" in ds.coords and ds.sizes["instance"] > 1:
@@ -153,7 +155,7 @@ def applicable_views(
                 title="Dimensions per feature against sparsity",
                 text="D* = m/‖W‖_F² per instance (line) and each feature's dimensionality D_i "
                 "(dots) against 1/(1−S). Dashed lines: 1, 3/4, 2/3, 1/2, 2/5, 3/8.",
-                build=lambda: plots.dimensionality(ds, max_frames=frames),
+                build=lambda frames=frames: plots.dimensionality(ds, max_frames=frames),
             )
         )
     if model in ("hidden_relu", "abs"):
@@ -164,7 +166,9 @@ def applicable_views(
                 title="Neurons (privileged basis)",
                 text="Stacked |W[h, i]| per neuron, one colour per feature, negative weights "
                 "below the axis. One colour: monosemantic; several: polysemantic.",
-                build=lambda: plots.neuron_bars(ds, instances=instances, max_frames=frames),
+                build=lambda frames=frames: plots.neuron_bars(
+                    ds, instances=instances, max_frames=frames
+                ),
             )
         )
     views.append(

@@ -63,6 +63,36 @@ def output_option() -> Callable:
     )
 
 
+def classifier_options(command: Callable) -> Callable:
+    """``--norm-threshold`` and ``--overlap-tol`` (None: classify's defaults)."""
+    command = click.option(
+        "--overlap-tol",
+        type=float,
+        default=None,
+        help="Classifier: overlap graph edge threshold (classify's default).",
+    )(command)
+    return click.option(
+        "--norm-threshold",
+        type=float,
+        default=None,
+        help="Classifier: a feature is represented above this norm (classify's default).",
+    )(command)
+
+
+def save_option(name: str) -> Callable:
+    return click.option(
+        "--save", is_flag=True, help=f"Also write the result into STORE under analysis/{name}."
+    )
+
+
+def save_result(store: Path, result: Any, name: str) -> None:
+    """Write an analysis result into the store (group ``analysis/<name>``) and say where."""
+    from toyanalysis.store import save_analysis
+
+    group = save_analysis(store, result, name)
+    click.echo(f"saved {store}/{group}", err=True)
+
+
 def write_text(text: str, output: Path | None) -> None:
     """Write text to the output file, or to stdout."""
     if output is None:

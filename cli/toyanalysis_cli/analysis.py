@@ -18,7 +18,13 @@ from typing import IO, Any
 import click
 
 from toyanalysis.errors import ToyAnalysisError
-from toyanalysis_cli._common import fail, format_option, output_option, write_frame
+from toyanalysis_cli._common import (
+    fail,
+    format_option,
+    output_option,
+    save_result,
+    write_frame,
+)
 
 # Same values as toyanalysis.geometry.DEFAULT_* (kept literal so --help does not
 # import NumPy; a test checks they agree).
@@ -282,8 +288,7 @@ def classify(
             if save or fmt == "table":
                 result = geometry.concat_blocks(list(blocks))
                 if save:
-                    group = stores.save_analysis(store, result, "classify")
-                    click.echo(f"saved {store}/{group}", err=True)
+                    save_result(store, result, "classify")
                 blocks = iter([result])
             if fmt == "table":
                 write_frame(_table(result), "table", output)

@@ -14,8 +14,11 @@ from typing import Any
 import click
 
 from toyanalysis_cli._common import (
+    classifier_options,
     format_option,
     output_option,
+    save_option,
+    save_result,
     write_frame,
     write_json,
     write_text,
@@ -44,13 +47,6 @@ def _open(store: Path) -> Any:
     from toyanalysis.store import open_store
 
     return open_store(store)
-
-
-def _save(store: Path, result: Any, name: str) -> None:
-    from toyanalysis.store import save_analysis
-
-    group = save_analysis(store, result, name)
-    click.echo(f"saved {store}/{group}", err=True)
 
 
 def _short(value: Any) -> Any:
@@ -115,21 +111,8 @@ def _short(value: Any) -> Any:
     metavar="N",
     help="Use the loss on one fixed batch of N samples instead of the noisy training loss.",
 )
-@click.option(
-    "--norm-threshold",
-    type=float,
-    default=None,
-    help="Classifier: a feature is represented above this norm (classify's default).",
-)
-@click.option(
-    "--overlap-tol",
-    type=float,
-    default=None,
-    help="Classifier: overlap graph edge threshold (classify's default).",
-)
-@click.option(
-    "--save", is_flag=True, help="Also write the result into STORE under analysis/phases."
-)
+@classifier_options
+@save_option("phases")
 @format_option()
 @output_option()
 def phases_command(
@@ -165,7 +148,7 @@ def phases_command(
         eval_batch=eval_batch,
     )
     if save:
-        _save(store, result, "phases")
+        save_result(store, result, "phases")
     if fmt == "csv":
         write_frame(phase_events(result), "csv", output)
         return
@@ -269,18 +252,7 @@ def _phase_tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
     show_default=True,
     help="Seeds are ranked by their mean loss over this many last records.",
 )
-@click.option(
-    "--norm-threshold",
-    type=float,
-    default=None,
-    help="Classifier: a feature is represented above this norm (classify's default).",
-)
-@click.option(
-    "--overlap-tol",
-    type=float,
-    default=None,
-    help="Classifier: overlap graph edge threshold (classify's default).",
-)
+@classifier_options
 @click.option(
     "--eval-loss",
     "eval_batch",
@@ -289,9 +261,7 @@ def _phase_tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
     metavar="N",
     help="Rank seeds by the loss on one fixed batch of N samples (less noisy).",
 )
-@click.option(
-    "--save", is_flag=True, help="Also write the result into STORE under analysis/phase_diagram."
-)
+@save_option("phase_diagram")
 @format_option()
 @output_option()
 def phase_diagram_command(
@@ -321,7 +291,7 @@ def phase_diagram_command(
         overlap_tol=overlap_tol,
     )
     if save:
-        _save(store, result, "phase_diagram")
+        save_result(store, result, "phase_diagram")
     records = diagram_records(result)
     if fmt == "json":
         write_json({"store": str(store), **records}, output)
@@ -406,9 +376,7 @@ def _diagram_text(records: dict[str, Any]) -> str:
     show_default=True,
     help="Which weights drive a neuron: positive (hidden_relu), both (abs).",
 )
-@click.option(
-    "--save", is_flag=True, help="Also write the result into STORE under analysis/neurons."
-)
+@save_option("neurons")
 @format_option()
 @output_option()
 def neurons_command(
@@ -438,7 +406,7 @@ def neurons_command(
         sign=sign,
     )
     if save:
-        _save(store, result, "neurons")
+        save_result(store, result, "neurons")
     records = neuron_records(result)
     if fmt == "json":
         write_json({"store": str(store), "step": chosen, **records}, output)
