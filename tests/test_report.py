@@ -67,6 +67,18 @@ def test_views_follow_the_store(tmp_path):
     assert "phase_diagram" in [v.name for v in applicable_views(sweep)]
 
 
+def test_each_view_keeps_its_own_frame_budget():
+    """Two panels an instance (gram) get half the frames of one (directions)."""
+    W = np.random.default_rng(0).normal(size=(60, 10, 2, 5)).astype(np.float32)
+    views = {v.name: v for v in applicable_views(testing.as_dataset(W))}
+
+    def frames(name: str) -> int:
+        first_panel = next(iter(views[name].build()))
+        return len(first_panel.keys())
+
+    assert frames("gram") * 2 == frames("directions") < 60
+
+
 def test_report_is_self_contained(tmp_path):
     out = write_report(_sweep_store(tmp_path), tmp_path / "report.html")
     text = out.read_text()
