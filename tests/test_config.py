@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,34 @@ def test_override_reaches_training_fields_and_rejects_unknown():
 def test_invalid_configs_are_rejected_with_a_message(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(n_hidden="abc"), "n_hidden must be an integer, got 'abc'"),
+        (dict(steps=1.5), "steps must be an integer, got 1.5"),
+        (dict(seeds=True), "seeds must be an integer"),
+        (dict(lr=True), "lr must be a number"),
+        (dict(one_hot="yes"), "one_hot must be true or false"),
+        (dict(importance=True), "importance must be a number or a list"),
+        (dict(sweep=3), "sweep must be a list"),
+        (dict(sets=[{"kind": "correlated"}]), "bad sets entry"),
+        (dict(sets=[{"kind": "correlated", "features": ["a", 1]}]), "list of integers"),
+        (dict(train={"steps": "x"}), "steps must be an integer"),
+    ],
+)
+def test_wrong_types_are_config_errors_not_crashes(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        preset("intro").override(**changes)
+
+
+def test_override_accepts_tables_for_nested_fields():
+    c = preset("intro").override(
+        sweep=[{"name": "x", "target": "density", "values": [0.5, 0.1]}],
+        sets=[{"kind": "correlated", "features": [0, 1]}],
+    )
+    assert c.n_instances == 2 and c.sets[0] == FeatureSet(kind="correlated", features=(0, 1))
 
 
 def test_sweep_axis_names_cannot_shadow_store_coordinates():

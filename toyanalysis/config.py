@@ -47,6 +47,49 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _types(obj: Any, **expected: type | tuple[type, ...]) -> None:
+    """Check field types at construction (bool is not accepted as a number)."""
+    for name, kind in expected.items():
+        value = getattr(obj, name)
+        numeric = kind in (int, float, (int, float))
+        if (numeric and isinstance(value, bool)) or not isinstance(value, kind):
+            wanted = {
+                int: "an integer",
+                float: "a number",
+                (int, float): "a number",
+                str: "a string",
+                bool: "true or false",
+            }.get(kind, getattr(kind, "__name__", str(kind)))
+            raise ConfigError(f"{name} must be {wanted}, got {value!r}")
+
+
+def _ints(value: Any, what: str) -> tuple[int, ...]:
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ConfigError(f"{what} must be a list of integers, got {value!r}") from None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise ConfigError(f"{what} must be a list of integers, got {value!r}")
+    return items
+
+
+def _items(value: Any, cls: type, what: str) -> tuple[Any, ...]:
+    """A tuple of ``cls`` from a list of ``cls`` instances or of tables/dicts."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"{what} must be a list, got {value!r}")
+    out = []
+    for item in value:
+        if isinstance(item, dict):
+            try:
+                item = cls(**item)
+            except TypeError as err:
+                raise ConfigError(f"bad {what} entry {item!r}: {err}") from None
+        if not isinstance(item, cls):
+            raise ConfigError(f"{what} entries must be tables/objects, got {item!r}")
+        out.append(item)
+    return tuple(out)
+
+
 def _floats(value: Any, what: str) -> tuple[float, ...]:
     try:
         out = tuple(float(v) for v in value)
@@ -68,11 +111,12 @@ class FeatureSet:
     features: tuple[int, ...]
 
     def __post_init__(self) -> None:
+        _types(self, kind=str)
+        object.__setattr__(self, "features", _ints(self.features, "feature set features"))
         _check(
             self.kind in SET_KINDS,
             f"feature set kind must be one of {SET_KINDS}, got {self.kind!r}",
         )
-        object.__setattr__(self, "features", tuple(int(f) for f in self.features))
         _check(
             len(self.features) >= 2, f"a feature set needs at least 2 features, got {self.features}"
         )
@@ -97,6 +141,7 @@ class SweepAxis:
     features: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        _types(self, name=str, target=str)
         _check(
             self.name.isidentifier(), f"sweep axis name must be an identifier, got {self.name!r}"
         )
@@ -106,7 +151,9 @@ class SweepAxis:
             f"sweep target must be one of {SWEEP_TARGETS}, got {self.target!r}",
         )
         object.__setattr__(self, "values", _floats(self.values, f"sweep axis {self.name!r} values"))
-        object.__setattr__(self, "features", tuple(int(f) for f in self.features))
+        object.__setattr__(
+            self, "features", _ints(self.features, f"sweep axis {self.name!r} features")
+        )
         _check(len(self.values) >= 1, f"sweep axis {self.name!r} has no values")
 
 
@@ -125,6 +172,18 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _types(
+            self,
+            steps=int,
+            batch_size=int,
+            warmup=int,
+            seed=int,
+            lr=(int, float),
+            weight_decay=(int, float),
+            optimizer=str,
+            schedule=str,
+            init=str,
+        )
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
@@ -222,6 +281,20 @@ class RunConfig:
     record: str = "every:100"
 
     def __post_init__(self) -> None:
+        _types(
+            self,
+            name=str,
+            description=str,
+            model=str,
+            n_features=int,
+            n_hidden=int,
+            one_hot=bool,
+            seeds=int,
+            train=TrainConfig,
+            record=str,
+        )
+        object.__setattr__(self, "sets", _items(self.sets, FeatureSet, "sets"))
+        object.__setattr__(self, "sweep", _items(self.sweep, SweepAxis, "sweep"))
         _check(self.model in MODELS, f"model must be one of {MODELS}, got {self.model!r}")
         _check(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
         _check(self.n_hidden >= 1, f"n_hidden must be >= 1, got {self.n_hidden}")
@@ -235,12 +308,12 @@ class RunConfig:
                 object.__setattr__(self, name, value)
             else:
                 _check(
-                    isinstance(value, (int, float)) and math.isfinite(value),
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and math.isfinite(value),
                     f"{name} must be a number or a list, got {value!r}",
                 )
                 object.__setattr__(self, name, float(value))
-        object.__setattr__(self, "sets", tuple(self.sets))
-        object.__setattr__(self, "sweep", tuple(self.sweep))
         names = [axis.name for axis in self.sweep]
         _check(len(set(names)) == len(names), f"sweep axis names repeat: {names}")
         for axis in self.sweep:
@@ -348,9 +421,14 @@ class RunConfig:
                 train[key] = value
             else:
                 raise ConfigError(f"unknown config field {key!r}")
+        data = {**self.to_dict(), **top}
         if train:
-            top["train"] = dataclasses.replace(top.get("train", self.train), **train)
-        return dataclasses.replace(self, **top)
+            base = data["train"]
+            data["train"] = {
+                **(dataclasses.asdict(base) if isinstance(base, TrainConfig) else dict(base)),
+                **train,
+            }
+        return RunConfig.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -363,16 +441,15 @@ class RunConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a config must be a table/object, got {type(data).__name__}")
         data = dict(data)
-        try:
-            if "train" in data:
+        if isinstance(data.get("train"), dict):
+            try:
                 data["train"] = TrainConfig(**data["train"])
-            if "sweep" in data:
-                data["sweep"] = tuple(SweepAxis(**axis) for axis in data["sweep"])
-            if "sets" in data:
-                data["sets"] = tuple(FeatureSet(**group) for group in data["sets"])
-            for key in ("importance", "density"):
-                if isinstance(data.get(key), list):
-                    data[key] = tuple(data[key])
+            except TypeError as err:
+                raise ConfigError(f"bad train settings: {err}") from None
+        for key in ("importance", "density"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
+        try:
             return cls(**data)
         except TypeError as err:
             raise ConfigError(f"bad config: {err}") from None
