@@ -194,3 +194,22 @@ def test_thresholds_reach_the_library(cli, store):
 def test_cli_defaults_are_the_library_defaults():
     assert analysis.NORM_THRESHOLD == geometry.DEFAULT_NORM_THRESHOLD
     assert analysis.OVERLAP_TOL == geometry.DEFAULT_OVERLAP_TOL
+
+
+def test_nan_weights_are_labelled_and_the_exit_status_says_so(cli, tmp_path):
+    W = np.stack([testing.tegum("digon", "digon", dead=1)] * 2)[:, None]  # (step, instance, m, n)
+    W = np.concatenate([W, W], axis=1).astype(np.float32)
+    W[1, 1, 0, 0] = np.nan
+    path = tmp_path / "nan.zarr"
+    testing.as_dataset(W, steps=[0, 10]).to_zarr(path, zarr_format=3, consolidated=False)
+    out = tmp_path / "out.csv"
+    result = cli("classify", path, "--step", "all", "--format", "csv", "-o", out)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {path}: 1 checkpoint(s) have NaN or inf weights (first at step=10, instance=1); "
+        "they are labelled invalid in the output"
+    )
+    rows = pd.read_csv(out)
+    assert len(rows) == 2 * 2 * 5  # every checkpoint is still written
+    assert set(rows[(rows.step == 10) & (rows.instance == 1)]["kind"]) == {"invalid"}
+    assert cli("classify", path, "--step", "0").exit_code == 0

@@ -284,6 +284,8 @@ def classify(
         bar = _Progress(ds.sizes["step"] if steps == "all" else 0)
         # iter_classify checks the options and the selection before yielding anything
         blocks: Iterator[Any] = geometry.iter_classify(ds, progress=bar.update, **options)
+        invalid = _Invalid()
+        blocks = invalid.watch(blocks)
         with bar:
             if save or fmt == "table":
                 result = geometry.concat_blocks(list(blocks))
@@ -301,6 +303,33 @@ def classify(
     except ToyAnalysisError as err:
         message = str(err)
         raise fail(message if message.startswith(str(store)) else f"{store}: {message}") from None
+    if invalid.count:
+        step, instance = invalid.first
+        raise fail(
+            f"{store}: {invalid.count} checkpoint(s) have NaN or inf weights (first at step={step}, "
+            f"instance={instance}); they are labelled invalid in the output"
+        )
+
+
+class _Invalid:
+    """Counts checkpoints whose weights are not finite, as the blocks stream past."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[Any, Any] | None = None
+
+    def watch(self, blocks: Iterator[Any]) -> Iterator[Any]:
+        import numpy as np
+
+        for block in blocks:
+            summary = block["summary"].transpose("step", "instance").values.astype(str)
+            bad = np.char.startswith(summary, "invalid")
+            if bad.any():
+                self.count += int(bad.sum())
+                if self.first is None:
+                    s, i = np.argwhere(bad)[0]
+                    self.first = (block["step"].values[s], block["instance"].values[i])
+            yield block
 
 
 class _Progress:
