@@ -216,3 +216,30 @@ def test_commands_on_a_trained_preset(cli, tmp_path):
     assert len(json.loads(phases.stdout)["instances"]) == 2
     diagram = cli("phase-diagram", path, "--axis", "seed")
     assert diagram.exit_code == 0, diagram.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["phases"],
+        ["neurons", "--model", "hidden_relu"],
+        ["phase-diagram", "--axis", "instance"],
+        ["report", "-o", "{tmp}/r.html"],
+    ],
+)
+def test_nan_weights_are_refused_in_one_line(cli, tmp_path, args):
+    import numpy as np
+
+    from toyanalysis import testing
+
+    W = np.ones((2, 2, 2, 3), np.float32)
+    W[1, 0, 1, 2] = np.inf
+    path = tmp_path / "nan.zarr"
+    testing.as_dataset(W, steps=[0, 5]).to_zarr(path, zarr_format=3, consolidated=False)
+    command, *rest = args
+    result = cli(command, path, *[a.format(tmp=tmp_path) for a in rest])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {path}: variable W has NaN or inf values (first at step=5, instance=0)"
+    )
+    assert not (tmp_path / "r.html").exists()

@@ -135,3 +135,12 @@ def write_frame(frame: Any, fmt: str, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
     else:
         write_text(frame.to_string(index=False), output)
+
+
+def open_checked(store: Path) -> Any:
+    """Open a store, refusing NaN or inf weights with one line naming where they are."""
+    from toyanalysis.store import check_finite, open_store
+
+    ds = open_store(store)
+    check_finite(ds, str(store))
+    return ds

@@ -16,6 +16,7 @@ import click
 from toyanalysis_cli._common import (
     classifier_options,
     format_option,
+    open_checked,
     output_option,
     save_option,
     save_result,
@@ -41,12 +42,6 @@ def _blocks(blocks: list[tuple[str, list[dict[str, Any]]]], output: Path | None)
         body = _frame(rows).to_string(index=False) if rows else "(none)"
         parts.append(f"{title}\n{body}")
     write_text("\n\n".join(parts), output)
-
-
-def _open(store: Path) -> Any:
-    from toyanalysis.store import open_store
-
-    return open_store(store)
 
 
 def _short(value: Any) -> Any:
@@ -135,7 +130,7 @@ def phases_command(
     from toyanalysis.phase_changes import phase_events, phase_records, phases
 
     result = phases(
-        _open(store),
+        open_checked(store),
         instances=list(instances) or None,
         norm_threshold=norm_threshold,
         overlap_tol=overlap_tol,
@@ -281,7 +276,7 @@ def phase_diagram_command(
     from toyanalysis.phase_changes import diagram_records, phase_diagram
 
     result = phase_diagram(
-        _open(store),
+        open_checked(store),
         axes=list(axes) or None,
         feature=feature,
         step=step,
@@ -394,7 +389,7 @@ def neurons_command(
     """Which features drive each neuron of a privileged basis, and how polysemantic it is."""
     from toyanalysis.polysemanticity import neuron_records, neurons
 
-    ds = _open(store)
+    ds = open_checked(store)
     chosen = int(ds["step"].values[-1]) if step is None else step
     result = neurons(
         ds,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from toyanalysis_cli._common import open_checked
+
 # Same values as toyanalysis.report.MAX_FRAMES / MAX_INSTANCES (kept literal so
 # --help does not import HoloViews; a test checks they agree).
 MAX_FRAMES = 30
@@ -50,6 +52,8 @@ def report(
       toyanalysis report intro.zarr -o intro.html
     """
     from toyanalysis.report import write_report
+
+    open_checked(store)
 
     def progress(name: str) -> None:
         click.echo(f"rendering {name}", err=True)
