@@ -184,7 +184,7 @@ def base_attrs(
     attrs: dict[str, Any] = {
         "toyanalysis_format": FORMAT_VERSION,
         "toyanalysis_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "model": model,
         "sweep": list(sweep or []),
     }
