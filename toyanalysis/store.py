@@ -164,10 +164,16 @@ def _encoding(ds: xr.Dataset, step_chunk: int) -> dict[str, dict[str, Any]]:
     return encoding
 
 
-def step_chunk(ds: xr.Dataset) -> int:
+def records_per_chunk(bytes_per_record: int) -> int:
     """Records per chunk: whole blocks of about 8 MB of weights, at most 1,000."""
-    per_record = sum(ds[v].isel(step=0).nbytes for v in ds.data_vars if "step" in ds[v].dims)
-    return int(np.clip(_CHUNK_BYTES // max(per_record, 1), 1, 1000))
+    return int(np.clip(_CHUNK_BYTES // max(bytes_per_record, 1), 1, 1000))
+
+
+def step_chunk(ds: xr.Dataset) -> int:
+    """:func:`records_per_chunk` for a Dataset's variables."""
+    return records_per_chunk(
+        sum(ds[v].isel(step=0).nbytes for v in ds.data_vars if "step" in ds[v].dims)
+    )
 
 
 def _set_progress(path: Path, **attrs: Any) -> None:
@@ -295,26 +301,17 @@ class TrajectoryWriter:
                 self._error = err
 
 
-def create_trajectory(path: Path, template: xr.Dataset) -> int:
-    """Pre-allocate a store for every recorded step of a run; returns records per chunk."""
-    import dask.array as da
-
-    chunk = step_chunk(template)
-    lazy = template.copy()
-    for var in lazy.data_vars:
-        spec = lazy[var]
-        chunks = tuple(chunk if d == "step" else s for d, s in zip(spec.dims, spec.shape))
-        lazy[var] = (spec.dims, da.full(spec.shape, np.nan, dtype=spec.dtype, chunks=chunks))
-    lazy.to_zarr(
+def create_trajectory(path: Path, template: xr.Dataset) -> None:
+    """Pre-allocate a store for every recorded step of a run from a lazy (dask) template."""
+    template.to_zarr(
         path,
         mode="w-",
         zarr_format=3,
         consolidated=False,
         compute=False,
-        encoding=_encoding(lazy, chunk),
+        encoding=_encoding(template, step_chunk(template)),
     )
     _set_progress(path, committed=0, complete=False)
-    return chunk
 
 
 def read_snapshot(path: Path) -> dict[str, Any] | None:

@@ -81,14 +81,27 @@ def _tensors(arrays: dict[str, np.ndarray]) -> models.Params:
 
 
 def template(config: RunConfig) -> xr.Dataset:
-    """An empty (zero-step-filled) Dataset with the layout and coordinates of the run's store."""
+    """The run's store as a lazy Dataset: its layout, coordinates and attrs, data all NaN.
+
+    The data are dask arrays chunked along ``step`` (nothing is allocated), so
+    :func:`toyanalysis.store.create_trajectory` can pre-allocate the store from it.
+    """
+    import dask.array as da
+
     steps = config.record_steps()
     count, n, m = config.n_instances, config.n_features, config.n_hidden
     shapes = {"W": (m, n), "b": (n,), "loss": ()}
     if config.model == "abs":
         shapes["W_out"] = (n, m)
+    per_record = 4 * count * sum(math.prod(shape) for shape in shapes.values())
+    chunk = store.records_per_chunk(per_record)
     data = {
-        name: (store.DIMS[name], np.zeros((len(steps), count, *shape), dtype=np.float32))
+        name: (
+            store.DIMS[name],
+            da.full(
+                (len(steps), count, *shape), np.nan, dtype=np.float32, chunks=(chunk, count, *shape)
+            ),
+        )
         for name, shape in shapes.items()
     }
     coords: dict[str, Any] = {
@@ -133,10 +146,11 @@ def train(
         start, committed = _resume(path, config, params, opt, sampler)
         if committed == len(steps):
             return store.open_store(path)
-    else:
+    layout = template(config)
+    if not resume:
         store.prepare_output(path, overwrite)
-        store.create_trajectory(path, template(config))
-    chunk = store.step_chunk(template(config).isel(step=slice(0, 1)))
+        store.create_trajectory(path, layout)
+    chunk = store.step_chunk(layout)
     writer = store.TrajectoryWriter(path, committed)
     importance = torch.tensor(config.instance_importance(), dtype=torch.float32)
     previous_threads = torch.get_num_threads()
