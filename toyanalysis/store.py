@@ -202,12 +202,7 @@ def base_attrs(
 def write_store(path: str | os.PathLike[str], ds: xr.Dataset, *, overwrite: bool = False) -> None:
     """Write a whole in-memory Dataset in the store format (used by ingest and tests)."""
     ds = normalize(ds.copy(), "dataset")
-    for var in ds.data_vars:
-        values = np.asarray(ds[var].values)
-        if not np.all(np.isfinite(values)):
-            bad = np.argwhere(~np.isfinite(values))[0]
-            where = ", ".join(f"{d}={ds[var][d].values[i]}" for d, i in zip(ds[var].dims, bad))
-            raise StoreError(f"variable {var} has NaN or inf values (first at {where})")
+    check_finite(ds, str(path), variables=list(ds.data_vars))
     path = prepare_output(path, overwrite)
     attrs = base_attrs(
         ds.attrs.get("model", "relu_output"), ds.attrs.get("config"), ds.attrs.get("sweep")
@@ -327,9 +322,11 @@ def read_snapshot(path: Path) -> dict[str, Any] | None:
         ) from None
 
 
-def check_finite(ds: xr.Dataset, name: str = "dataset") -> None:
+def check_finite(
+    ds: xr.Dataset, name: str = "dataset", variables: Any = ("W", "W_out", "b")
+) -> None:
     """Raise StoreError naming the first step and instance where a variable is NaN or inf."""
-    for var in ("W", "W_out", "b"):
+    for var in variables:
         if var not in ds.data_vars:
             continue
         other = [d for d in ds[var].dims if d not in ("step", "instance")]
