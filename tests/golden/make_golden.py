@@ -1,0 +1,86 @@
+"""Make the golden stores and the JSON the analyses gave on them (issue 8).
+
+Run from the repository root: ``python tests/golden/make_golden.py``. It trains
+short versions of four presets into ``tests/golden/stores/`` and writes, for
+each store (and each store in ``datasets/``), the JSON of every analysis that
+applies to it into ``tests/golden/outputs/``. ``tests/test_golden.py`` runs the
+same commands on the same stores and requires the same JSON: a refactor of the
+analysis layer must not change what users get. Regenerate only on purpose,
+with the change documented.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+# name -> (preset, overrides): short enough to train in seconds, long enough to
+# show each analysis doing something (phases need several records, the diagram
+# a grid, neurons a privileged basis).
+STORES = {
+    "intro": ("intro", {"steps": 3000, "record": "every:100"}),
+    "dynamics": ("dynamics", {"steps": 4000, "record": "every:50"}),
+    "phase-2-1": ("phase-2-1", {"steps": 1500, "record": "every:500"}),
+    "privileged": ("privileged", {"steps": 2000, "record": "every:500"}),
+}
+
+# store -> the commands whose JSON is kept (arguments after the store path).
+COMMANDS = {
+    "intro": [["classify", "--step", "all"], ["phases"]],
+    "dynamics": [["classify", "--step", "all"], ["phases"], ["phases", "--eval-loss", "2048"]],
+    "phase-2-1": [["classify"], ["phase-diagram"], ["phase-diagram", "--eval-loss", "2048"]],
+    "privileged": [["classify"], ["neurons"], ["phases"]],
+    "datasets-intro": [["classify", "--step", "all"], ["phases"]],
+    "datasets-nonuniform": [["classify", "--step", "all"], ["phase-diagram"]],
+}
+
+
+def store_paths() -> dict[str, Path]:
+    paths = {name: HERE / "stores" / f"{name}.zarr" for name in STORES}
+    paths["datasets-intro"] = ROOT / "datasets" / "intro.zarr"
+    paths["datasets-nonuniform"] = ROOT / "datasets" / "nonuniform.zarr"
+    return paths
+
+
+def output_name(store: str, args: list[str]) -> str:
+    return "__".join([store, *(a.lstrip("-") for a in args)]) + ".json.gz"
+
+
+def run_json(store: Path, args: list[str]) -> object:
+    from click.testing import CliRunner
+    from toyanalysis_cli.main import main
+
+    result = CliRunner().invoke(
+        main, [args[0], str(store), *args[1:], "--format", "json"], catch_exceptions=False
+    )
+    if result.exit_code != 0:
+        raise SystemExit(f"{args} on {store} failed: {result.output}")
+    return json.loads(result.stdout)
+
+
+def main() -> None:
+    from toyanalysis import preset, train
+
+    for name, (preset_name, overrides) in STORES.items():
+        path = HERE / "stores" / f"{name}.zarr"
+        shutil.rmtree(path, ignore_errors=True)
+        train(preset(preset_name).override(**overrides), path)
+    out = HERE / "outputs"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    for name, path in store_paths().items():
+        for args in COMMANDS[name]:
+            data = run_json(path, args)
+            text = json.dumps(data, indent=1).encode()
+            (out / output_name(name, args)).write_bytes(gzip.compress(text, 9, mtime=0))
+            print(f"wrote {output_name(name, args)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
