@@ -10,6 +10,7 @@ Heavy modules are imported on first use, so ``import toyanalysis`` is cheap.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
@@ -30,18 +31,32 @@ _LAZY = {
     "phases": "toyanalysis.phase_changes",
     "phase_diagram": "toyanalysis.phase_changes",
     "neurons": "toyanalysis.polysemanticity",
+    "ClassifyParams": "toyanalysis.params",
+    "PhaseParams": "toyanalysis.params",
+    "DiagramParams": "toyanalysis.params",
+    "NeuronParams": "toyanalysis.params",
+    "PlotParams": "toyanalysis.params",
+    "ModelFamily": "toyanalysis.models",
+    "family": "toyanalysis.models",
+    "select": "toyanalysis._labels",
     "ToyAnalysisError": "toyanalysis.errors",
     "StoreError": "toyanalysis.errors",
     "ConfigError": "toyanalysis.errors",
 }
+
+# public submodules, imported on first use as attributes (toyanalysis.testing, ...)
+_MODULES = ("testing", "plots", "report", "store", "params", "models", "accessor", "errors")
 
 __all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
+    if module is None and name in _MODULES:
+        return importlib.import_module(f"toyanalysis.{name}")
     if module is None:
         raise AttributeError(f"module 'toyanalysis' has no attribute {name!r}")
+    importlib.import_module("toyanalysis.accessor")  # ds.tms, once xarray is loaded anyway
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
@@ -49,3 +64,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+if "xarray" in sys.modules:  # registering ds.tms costs nothing more then
+    importlib.import_module("toyanalysis.accessor")

@@ -20,19 +20,99 @@ the sum over instances. Gradients are written out by hand
 (:func:`loss_and_grads`), which is several times faster than autograd for
 models this small; :func:`forward` is the plain definition they are tested
 against.
+
+Each family is also a record, :class:`ModelFamily`, saying what the analyses
+need to know about it without string tests: its parameters, whether its inputs
+are signed, whether its hidden basis is privileged (neurons can be read), and
+which matrix holds the feature directions. ``torch`` is imported only when a
+model is run, so reading these records is cheap.
+
+>>> family("abs").privileged, family("abs").signed_inputs, family("linear").privileged
+(True, True, False)
+>>> [f.name for f in FAMILIES.values() if f.privileged]
+['hidden_relu', 'abs']
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from toyanalysis.config import RunConfig
+from toyanalysis.config import MODELS, RunConfig
 from toyanalysis.data import INIT_STREAM, generators
+from toyanalysis.errors import ConfigError
 
-Params = dict[str, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+Params = dict[str, "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One model family: what it computes and what the analyses may assume of it.
+
+    ``hidden_relu``: a ReLU on the hidden layer (the basis is privileged);
+    ``output_relu``: a ReLU on the output; ``tied``: the output reads hidden
+    space through ``Wᵀ`` (else through its own ``W_out``); ``signed_inputs``:
+    inputs are uniform on [-1, 1] and the target is ``|x|``;
+    ``neuron_sign``: which input weights drive a neuron (``positive`` when a
+    ReLU keeps only positive pre-activations of non-negative inputs, ``both``
+    when inputs are signed); ``directions``: the matrix whose columns are the
+    feature directions in hidden space (always ``W``, the input matrix).
+    """
+
+    name: str
+    hidden_relu: bool
+    output_relu: bool
+    tied: bool
+    signed_inputs: bool
+    description: str
+    directions: str = "W"
+
+    @property
+    def privileged(self) -> bool:
+        """Whether hidden units are neurons (a nonlinearity acts on them one by one)."""
+        return self.hidden_relu
+
+    @property
+    def neuron_sign(self) -> str | None:
+        if not self.privileged:
+            return None
+        return "both" if self.signed_inputs else "positive"
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return ("W", "b") if self.tied else ("W", "W_out", "b")
+
+
+FAMILIES: Mapping[str, ModelFamily] = MappingProxyType(
+    {
+        f.name: f
+        for f in (
+            ModelFamily("relu_output", False, True, True, False, "x' = ReLU(WᵀW x + b)"),
+            ModelFamily("linear", False, False, True, False, "x' = WᵀW x + b"),
+            ModelFamily("hidden_relu", True, True, True, False, "x' = ReLU(Wᵀ ReLU(W x) + b)"),
+            ModelFamily("abs", True, True, False, True, "y' = ReLU(W_out ReLU(W x) + b), y = |x|"),
+        )
+    }
+)
+assert tuple(FAMILIES) == MODELS
+
+
+def family(model: str | ModelFamily) -> ModelFamily:
+    """The record of a model family, by name (a record is returned as it is)."""
+    if isinstance(model, ModelFamily):
+        return model
+    found = FAMILIES.get(model)
+    if found is None:
+        raise ConfigError(f"unknown model {model!r} (models: {', '.join(FAMILIES)})")
+    return found
 
 
 def init_params(config: RunConfig) -> Params:
@@ -44,6 +124,8 @@ def init_params(config: RunConfig) -> Params:
     ``[instance, feature, hidden]`` tensor so that torch counts the instances
     into the fan-out: std = sqrt(2 / (n·m + instances·m)).
     """
+    import torch
+
     n, m, count = config.n_features, config.n_hidden, config.n_instances
     if config.train.init == "notebook":
         std = math.sqrt(2.0 / (n * m + count * m))
@@ -56,39 +138,39 @@ def init_params(config: RunConfig) -> Params:
         return torch.from_numpy(out * np.float32(std))
 
     params = {"W": draw((m, n))}
-    if config.model == "abs":
+    if not family(config.model).tied:
         params["W_out"] = draw((n, m))
     params["b"] = torch.zeros(count, n)
     return params
 
 
-def target(model: str, x: torch.Tensor) -> torch.Tensor:
-    return x.abs() if model == "abs" else x
+def target(model: str | ModelFamily, x: torch.Tensor) -> torch.Tensor:
+    return x.abs() if family(model).signed_inputs else x
 
 
-def forward(model: str, params: Params, x: torch.Tensor) -> torch.Tensor:
+def forward(model: str | ModelFamily, params: Params, x: torch.Tensor) -> torch.Tensor:
     """The model's output for ``x (instance, feature, batch)``: plain and differentiable."""
+    import torch
+
+    f = family(model)
     W, b = params["W"], params["b"][:, :, None]
     h = torch.bmm(W, x)
-    if model == "abs":
-        return torch.relu(torch.bmm(params["W_out"], torch.relu(h)) + b)
-    if model == "hidden_relu":
+    if f.hidden_relu:
         h = torch.relu(h)
-    out = torch.bmm(W.transpose(1, 2), h) + b
-    return out if model == "linear" else torch.relu(out)
+    out = torch.bmm(W.transpose(1, 2) if f.tied else params["W_out"], h) + b
+    return torch.relu(out) if f.output_relu else out
 
 
-def loss(model: str, params: Params, x: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+def loss(
+    model: str | ModelFamily, params: Params, x: torch.Tensor, importance: torch.Tensor
+) -> torch.Tensor:
     """Loss per instance: the mean over batch and features of ``I_i (y_i − y'_i)²``."""
     err = forward(model, params, x) - target(model, x)
     return (importance[:, :, None] * err.square()).mean(dim=(1, 2))
 
 
-_relu_grad = torch.ops.aten.threshold_backward  # grad where input > 0, else 0
-
-
 def loss_and_grads(
-    model: str, params: Params, x: torch.Tensor, importance: torch.Tensor
+    model: str | ModelFamily, params: Params, x: torch.Tensor, importance: torch.Tensor
 ) -> tuple[torch.Tensor, Params]:
     """Loss per instance and the gradients of the summed loss, written out by hand.
 
@@ -96,32 +178,30 @@ def loss_and_grads(
     is a batched matrix product with a long inner or outer axis, which is
     several times faster on CPU than the ``(instance, batch, feature)`` layout.
     """
+    import torch
+
+    relu_grad = torch.ops.aten.threshold_backward  # grad where input > 0, else 0
+    f = family(model)
     W, b = params["W"], params["b"][:, :, None]
     _, n, batch = x.shape
     pre = torch.bmm(W, x)  # (instance, hidden, batch)
-    if model == "abs":
-        W_out = params["W_out"]
-        h = torch.relu(pre)
-        z = torch.baddbmm(b, W_out, h)
-        err = torch.relu(z) - x.abs()
-    else:
-        h = torch.relu(pre) if model == "hidden_relu" else pre
-        z = torch.baddbmm(b, W.transpose(1, 2), h)
-        err = (z if model == "linear" else torch.relu(z)) - x
+    h = torch.relu(pre) if f.hidden_relu else pre
+    W_read = W.transpose(1, 2) if f.tied else params["W_out"]
+    z = torch.baddbmm(b, W_read, h)
+    err = (torch.relu(z) if f.output_relu else z) - (x.abs() if f.signed_inputs else x)
     weighted = err * importance[:, :, None]
     loss_value = (weighted * err).mean(dim=(1, 2))
     dz = weighted.mul_(2.0 / (batch * n))
-    if model != "linear":
-        dz = _relu_grad(dz, z, 0.0)
+    if f.output_relu:
+        dz = relu_grad(dz, z, 0.0)
     grads = {"b": dz.sum(dim=2)}
-    if model == "abs":
+    dh = torch.bmm(W_read.transpose(1, 2), dz)
+    if f.hidden_relu:
+        dh = relu_grad(dh, pre, 0.0)
+    if not f.tied:
         grads["W_out"] = torch.bmm(dz, h.transpose(1, 2))
-        dpre = _relu_grad(torch.bmm(W_out.transpose(1, 2), dz), pre, 0.0)
-        grads["W"] = torch.bmm(dpre, x.transpose(1, 2))
+        grads["W"] = torch.bmm(dh, x.transpose(1, 2))
         return loss_value, grads
-    dh = torch.bmm(W, dz)
-    if model == "hidden_relu":
-        dh = _relu_grad(dh, pre, 0.0)
     # W appears twice: in h = W x and in z = Wᵀ h
     grads["W"] = torch.baddbmm(torch.bmm(h, dz.transpose(1, 2)), dh, x.transpose(1, 2))
     return loss_value, grads

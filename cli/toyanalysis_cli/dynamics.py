@@ -1,9 +1,8 @@
-"""Commands about change: phases over training, phase diagrams over sweeps, and neurons.
+"""Commands about change: phases over training and phase diagrams over sweeps.
 
 Each command opens a store, calls one library function
-(:func:`toyanalysis.phase_changes.phases`, :func:`toyanalysis.phase_changes.phase_diagram`,
-:func:`toyanalysis.polysemanticity.neurons`) and prints the result as a table, JSON
-(schemas in ``docs/phases.md`` and ``docs/neurons.md``) or CSV.
+(:func:`toyanalysis.phase_changes.phases`, :func:`toyanalysis.phase_changes.phase_diagram`)
+and prints the result as a table, JSON (schema in ``docs/phases.md``) or CSV.
 """
 
 from __future__ import annotations
@@ -25,21 +24,19 @@ from toyanalysis_cli._common import (
     write_text,
 )
 
-_MODELS = ("hidden_relu", "abs")
-
 
 # --- shared helpers ------------------------------------------------------------------------
-def _frame(rows: list[dict[str, Any]]) -> Any:
+def frame(rows: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
     return pd.DataFrame(rows)
 
 
-def _blocks(blocks: list[tuple[str, list[dict[str, Any]]]], output: Path | None) -> None:
+def write_blocks(blocks: list[tuple[str, list[dict[str, Any]]]], output: Path | None) -> None:
     """Titled tables, one after the other, as readable text."""
     parts = []
     for title, rows in blocks:
-        body = _frame(rows).to_string(index=False) if rows else "(none)"
+        body = frame(rows).to_string(index=False) if rows else "(none)"
         parts.append(f"{title}\n{body}")
     write_text("\n\n".join(parts), output)
 
@@ -169,7 +166,7 @@ def phases_command(
             output,
         )
         return
-    _blocks(_phase_tables(records), output)
+    write_blocks(_phase_tables(records), output)
 
 
 def _phase_tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -292,14 +289,14 @@ def phase_diagram_command(
         write_json({"store": str(store), **records}, output)
         return
     if fmt == "csv":
-        write_frame(_frame(records["cells"]), "csv", output)
+        write_frame(frame(records["cells"]), "csv", output)
         return
     write_text(_diagram_text(records), output)
 
 
 def _diagram_text(records: dict[str, Any]) -> str:
     axes = records["axes"]
-    cells = _frame(records["cells"])
+    cells = frame(records["cells"])
     head = (
         f"feature {records['feature']} ({records['feature_rule']}) at step {records['step']}; "
         f"{records['seed_rule']}"
@@ -327,130 +324,8 @@ def _diagram_text(records: dict[str, Any]) -> str:
         }
         for b in records["boundaries"]
     ]
-    bounds = _frame(rows).to_string(index=False) if rows else "(none)"
+    bounds = frame(rows).to_string(index=False) if rows else "(none)"
     return f"{head}\n\n{body}\n\nboundaries\n{bounds}"
 
 
-# --- neurons ---------------------------------------------------------------------------------------
-@click.command(name="neurons")
-@click.argument("store", type=click.Path(path_type=Path))
-@click.option(
-    "--step", type=int, default=None, help="Recorded step to analyse (default: the last)."
-)
-@click.option(
-    "--model",
-    type=click.Choice(_MODELS),
-    default=None,
-    help="Model family, if the store's attrs['model'] is missing or wrong.",
-)
-@click.option(
-    "--dead-threshold",
-    type=float,
-    default=0.1,
-    show_default=True,
-    help="A neuron whose drive norm is below this is dead.",
-)
-@click.option(
-    "--mono-threshold",
-    type=float,
-    default=1.5,
-    show_default=True,
-    help="Monosemantic when the effective number of features is at most this.",
-)
-@click.option(
-    "--feature-fraction",
-    type=float,
-    default=0.3,
-    show_default=True,
-    help="A feature drives a neuron at this fraction of its largest drive or more.",
-)
-@click.option(
-    "--sign",
-    type=click.Choice(["auto", "positive", "both"]),
-    default="auto",
-    show_default=True,
-    help="Which weights drive a neuron: positive (hidden_relu), both (abs).",
-)
-@save_option("neurons")
-@format_option()
-@output_option()
-def neurons_command(
-    store: Path,
-    step: int | None,
-    model: str | None,
-    dead_threshold: float,
-    mono_threshold: float,
-    feature_fraction: float,
-    sign: str,
-    save: bool,
-    fmt: str,
-    output: Path | None,
-) -> None:
-    """Which features drive each neuron of a privileged basis, and how polysemantic it is."""
-    from toyanalysis.polysemanticity import neuron_records, neurons
-
-    ds = open_checked(store)
-    chosen = int(ds["step"].values[-1]) if step is None else step
-    result = neurons(
-        ds,
-        steps=[chosen],
-        model=model,
-        dead_threshold=dead_threshold,
-        mono_threshold=mono_threshold,
-        feature_fraction=feature_fraction,
-        sign=sign,
-    )
-    if save:
-        save_result(store, result, "neurons")
-    records = neuron_records(result)
-    if fmt == "json":
-        write_json({"store": str(store), "step": chosen, **records}, output)
-        return
-    fractions = {row["instance"]: row["monosemantic_fraction"] for row in records["instances"]}
-    rows = []
-    for row in records["neurons"]:
-        flat = {
-            "instance": row["instance"],
-            **row["coords"],
-            "neuron": row["neuron"],
-            "label": row["label"],
-            "score": row["score"],
-            "strength": row["strength"],
-        }
-        if fmt == "csv":
-            flat.update(
-                features=" ".join(map(str, row["features"])),
-                weights=" ".join(map(str, row["weights"])),
-                monosemantic_fraction=fractions[row["instance"]],
-            )
-        else:
-            flat.update(
-                score=None if row["score"] is None else round(row["score"], 3),
-                strength=round(row["strength"], 3),
-                features=",".join(map(str, row["features"])) or "-",
-            )
-        rows.append(flat)
-    if fmt == "csv":
-        write_frame(_frame(rows), "csv", output)
-        return
-    summary = [
-        {
-            "instance": r["instance"],
-            **r["coords"],
-            **{
-                k: r[k]
-                for k in ("monosemantic_fraction", "n_monosemantic", "n_polysemantic", "n_dead")
-            },
-        }
-        for r in records["instances"]
-    ]
-    _blocks(
-        [
-            (f"neurons at step {chosen} ({records['model']}, sign={records['sign']})", rows),
-            ("per instance", summary),
-        ],
-        output,
-    )
-
-
-COMMANDS = [phases_command, phase_diagram_command, neurons_command]
+COMMANDS = [phases_command, phase_diagram_command]

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "toyanalysis_cli.run",
     "toyanalysis_cli.analysis",
     "toyanalysis_cli.dynamics",
+    "toyanalysis_cli.neurons",
     "toyanalysis_cli.report",
 )
 
