@@ -23,6 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash tests/setup-browser.sh
 	$(BIN)/ruff check toyanalysis cli tests benchmarks docs/notebooks datasets
+	$(BIN)/ruff format --check toyanalysis cli tests benchmarks docs/notebooks datasets
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 --doctest-modules toyanalysis tests
 
 bench: $(STAMP)
