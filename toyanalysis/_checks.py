@@ -26,4 +26,5 @@ def shape_checked(fn: F) -> F:
     from beartype import beartype
     from jaxtyping import jaxtyped
 
-    return jaxtyped(typechecker=beartype)(fn)  # type: ignore[return-value]
+    checked: F = jaxtyped(typechecker=beartype)(fn)
+    return checked

@@ -299,21 +299,31 @@ class RunConfig:
         _check(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
         _check(self.n_hidden >= 1, f"n_hidden must be >= 1, got {self.n_hidden}")
         _check(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
-        n = self.n_features
         for name in ("importance", "density"):
-            value = getattr(self, name)
-            if isinstance(value, (list, tuple)):
-                value = _floats(value, name)
-                _check(len(value) == n, f"{name} has {len(value)} values but n_features is {n}")
-                object.__setattr__(self, name, value)
-            else:
-                _check(
-                    isinstance(value, (int, float))
-                    and not isinstance(value, bool)
-                    and math.isfinite(value),
-                    f"{name} must be a number or a list, got {value!r}",
-                )
-                object.__setattr__(self, name, float(value))
+            object.__setattr__(self, name, self._per_feature(name))
+        self._check_features()
+        self.record_steps()  # validates the schedule
+        self._check_values()
+
+    def _per_feature(self, name: str) -> float | tuple[float, ...]:
+        """``importance`` or ``density`` checked: one number, or one per feature."""
+        value = getattr(self, name)
+        n = self.n_features
+        if isinstance(value, (list, tuple)):
+            value = _floats(value, name)
+            _check(len(value) == n, f"{name} has {len(value)} values but n_features is {n}")
+            return value
+        _check(
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value),
+            f"{name} must be a number or a list, got {value!r}",
+        )
+        return float(value)
+
+    def _check_features(self) -> None:
+        """Sweep axes and feature sets name features that exist, each set's once."""
+        n = self.n_features
         names = [axis.name for axis in self.sweep]
         _check(len(set(names)) == len(names), f"sweep axis names repeat: {names}")
         for axis in self.sweep:
@@ -333,7 +343,9 @@ class RunConfig:
             )
             seen |= set(group.features)
         _check(not (self.one_hot and self.sets), "one_hot data cannot also have feature sets")
-        self.record_steps()  # validates the schedule
+
+    def _check_values(self) -> None:
+        """Importance and density of every instance in range; feature sets consistent."""
         importance, density = self.instance_importance(), self.instance_density()
         _check(bool(np.all(importance >= 0)), "importance must be >= 0")
         _check(bool(np.all((density > 0) & (density <= 1))), "density must be in (0, 1]")
