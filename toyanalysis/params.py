@@ -105,7 +105,7 @@ class Option:
 
     def _range_text(self) -> str:
         noun = "an integer" if self.kind is int else "a number"
-        if self.low is not None and self.high is not None:
+        if self.low is not None and self.high is not None and math.isfinite(self.high):
             left = "(" if self.low_open else "["
             right = ")" if self.high_open else "]"
             return f"{noun} in {left}{_short(self.low)}, {_short(self.high)}{right}"
