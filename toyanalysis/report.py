@@ -95,11 +95,13 @@ def applicable_views(
     ['directions', 'gram', 'norms', 'overlap_graph']
     """
     from toyanalysis import plots
+    from toyanalysis.plots._common import intake as plots_intake
+    from toyanalysis.plots._common import pick_instances as plots_pick
 
-    ds = plots._as_store(ds)
+    ds = plots_intake(ds)
     m, n = ds.sizes["hidden"], ds.sizes["feature"]
     n_inst = min(ds.sizes["instance"], max_instances)
-    instances = plots._pick_instances(ds, None, max_instances)
+    instances = plots_pick(ds, None, max_instances)
     model = ds.attrs.get("model", "relu_output")
     sweep = list(ds.attrs.get("sweep", []) or [])
     views: list[View] = []
@@ -458,8 +460,9 @@ def report_html(
     from jinja2 import Template
 
     from toyanalysis import plots
+    from toyanalysis.plots._common import intake as plots_intake
 
-    ds = plots._as_store(ds)
+    ds = plots_intake(ds)
     views = applicable_views(ds, max_frames=max_frames, max_instances=max_instances)
     models, sections = [], []
     for view in views:
@@ -511,10 +514,10 @@ def write_report(
     view embeds at most ``max_frames`` steps (fewer for large models, to keep
     the page small). ``progress`` is called with each view's name.
     """
-    from toyanalysis import plots
+    from toyanalysis.plots._common import intake as plots_intake
 
     source = str(store) if isinstance(store, (str, os.PathLike)) else "dataset"
-    ds = plots._as_store(store)
+    ds = plots_intake(store)
     output = Path(output)
     text, _ = report_html(
         ds,
