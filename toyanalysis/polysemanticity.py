@@ -7,8 +7,8 @@ hidden dimension means nothing by itself. With a ReLU on the hidden layer
 responds to, and we can ask whether it answers to one feature
 (*monosemantic*) or several (*polysemantic*).
 
-Definitions (all thresholds are keyword arguments, recorded in the result's
-attrs):
+Definitions (the thresholds are the fields of :class:`~toyanalysis.params.NeuronParams`,
+given whole or by name, and recorded in the result's attrs):
 
 drive
     How strongly feature ``i`` can raise neuron ``h``'s pre-activation.
@@ -58,134 +58,105 @@ inputs give monosemantic neurons, sparser inputs polysemantic ones; the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
+from toyanalysis._labels import (
+    as_store,
+    describe_steps,
+    json_scalar,
+    model_of,
+    select_steps,
+    sweep_names,
+)
+from toyanalysis._neurons import drive, lift, participation
 from toyanalysis.errors import ConfigError, StoreError
-from toyanalysis.geometry import _scalar, _select_steps
-from toyanalysis.store import normalize
+from toyanalysis.models import FAMILIES, ModelFamily
+from toyanalysis.params import NeuronParams
 
-PRIVILEGED_MODELS = ("hidden_relu", "abs")
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "LABELS",
+    "SIGN_RULES",
+    "NeuronParams",
+    "drive",
+    "instance_frame",
+    "neuron_frame",
+    "neuron_records",
+    "neuron_text",
+    "neurons",
+    "participation",
+    "resolve_model",
+]
+
 SIGN_RULES = ("auto", "positive", "both")
 LABELS = ("monosemantic", "polysemantic", "dead")
-# the sign rule "auto" picks per model: which weights can raise a neuron
-_AUTO_SIGN = {"hidden_relu": "positive", "abs": "both"}
+FULL = ("step", "instance", "hidden", "feature")
+INSTANCE_KEYS = (
+    "monosemantic_fraction",
+    "dead_fraction",
+    "n_monosemantic",
+    "n_polysemantic",
+    "n_dead",
+)
 
 
-@dataclass(frozen=True, kw_only=True)
-class NeuronThresholds:
-    """The thresholds behind the neuron labels (see the module docstring)."""
-
-    dead_threshold: float = 0.1
-    mono_threshold: float = 1.5
-    feature_fraction: float = 0.3
-    sign: str = "auto"
-
-    def __post_init__(self) -> None:
-        if not (np.isfinite(self.dead_threshold) and self.dead_threshold >= 0):
-            raise ConfigError(f"dead_threshold must be >= 0, got {self.dead_threshold}")
-        if not (np.isfinite(self.mono_threshold) and self.mono_threshold >= 1):
-            raise ConfigError(
-                f"mono_threshold must be >= 1 (a score is never below 1), got {self.mono_threshold}"
-            )
-        if not (0 < self.feature_fraction <= 1):
-            raise ConfigError(f"feature_fraction must be in (0, 1], got {self.feature_fraction}")
-        if self.sign not in SIGN_RULES:
-            raise ConfigError(f"sign must be one of {SIGN_RULES}, got {self.sign!r}")
-
-
-# --- kernels: matrix axes last, any leading axes ---------------------------------
-def drive(W: np.ndarray, sign: str) -> np.ndarray:
-    """Drive of each feature on each neuron from weights ``W (..., hidden, feature)``.
-
-    >>> W = np.array([[0.5, -2.0]])
-    >>> drive(W, "positive").tolist(), drive(W, "both").tolist()
-    ([[0.5, 0.0]], [[0.5, 2.0]])
-    """
-    if sign == "positive":
-        return np.maximum(W, 0.0)
-    if sign == "both":
-        return np.abs(W)
-    raise ConfigError(f"sign must be 'positive' or 'both', got {sign!r}")
-
-
-def participation(d: np.ndarray) -> np.ndarray:
-    """Effective number of features ``(Σ d²)² / Σ d⁴`` over the last axis; NaN where all are 0.
-
-    >>> participation(np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])).tolist()
-    [1.0, 2.0, nan]
-    """
-    d = np.asarray(d, dtype=np.float64)
-    sq = np.square(d)
-    total = sq.sum(axis=-1)
-    fourth = np.square(sq).sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(fourth > 0, np.square(total) / np.where(fourth > 0, fourth, 1.0), np.nan)
-
-
-def _neuron_kernel(
-    W: np.ndarray, out_norm: np.ndarray | None, t: NeuronThresholds, sign: str
-) -> dict[str, np.ndarray]:
-    """All per-neuron quantities for ``W (..., hidden, feature)``; plain numpy."""
-    d = drive(np.asarray(W, dtype=np.float64), sign)
-    strength = np.sqrt(np.square(d).sum(axis=-1))
-    dead = strength < t.dead_threshold
-    if out_norm is not None:
-        dead |= out_norm < t.dead_threshold
-    score = np.where(dead, np.nan, participation(d))
-    label = np.where(
-        dead, "dead", np.where(score <= t.mono_threshold, "monosemantic", "polysemantic")
-    )
-    top = d.max(axis=-1, keepdims=True)
-    drives = (d >= t.feature_fraction * top) & (d > 0) & ~dead[..., None]
-    return {"drive": d, "strength": strength, "score": score, "label": label, "drives": drives}
-
-
-# --- the xarray layer ------------------------------------------------------------
 def _the_store_has(recorded: np.ndarray) -> str:
     return f"; the store has {recorded.size} steps from {recorded[0]} to {recorded[-1]}"
 
 
-def resolve_model(ds: xr.Dataset, model: str | None) -> str:
-    """The model family to analyse: ``model`` if given, else ``ds.attrs["model"]``."""
-    chosen = model if model is not None else ds.attrs.get("model", "relu_output")
-    if chosen not in PRIVILEGED_MODELS:
+def resolve_model(ds: xr.Dataset, model: str | None) -> ModelFamily:
+    """The model family to analyse: ``model`` if given, else ``ds.attrs["model"]``; privileged."""
+    try:
+        chosen: ModelFamily | None = model_of(ds, model)
+    except ConfigError:
+        chosen = None
+    if chosen is None or not chosen.privileged:
+        name = chosen.name if chosen is not None else (model or ds.attrs.get("model"))
         source = "model" if model is not None else "the store's attrs['model']"
+        privileged = " or ".join(f.name for f in FAMILIES.values() if f.privileged)
         raise ConfigError(
-            f"neurons need a privileged basis (model hidden_relu or abs), but {source} is "
-            f"{chosen!r}; pass model= (--model) if the store's model is wrong"
+            f"neurons need a privileged basis (model {privileged}), but {source} is "
+            f"{name!r}; pass model= if the store's model is wrong"
         )
     return chosen
 
 
 def neurons(
-    ds: xr.Dataset,
+    ds: Any,
+    params: NeuronParams | None = None,
     *,
-    steps: Sequence[int] | None = None,
+    steps: Sequence[int] | int | str | None = None,
     model: str | None = None,
-    dead_threshold: float = 0.1,
-    mono_threshold: float = 1.5,
-    feature_fraction: float = 0.3,
-    sign: str = "auto",
+    **changes: Any,
 ) -> xr.Dataset:
     """Per neuron: the features driving it, its polysemanticity score and label.
 
     ``ds`` is a store Dataset (``W (step, instance, hidden, feature)``; ``W_out``
-    for ``abs``). ``steps`` selects recorded steps by value (default: all).
+    for ``abs``). ``params`` is a :class:`~toyanalysis.params.NeuronParams`
+    (or its fields by name: ``neurons(ds, mono_threshold=1.7)``). ``steps``
+    selects recorded steps by value, ``"last"`` or ``"all"`` (default: all).
+    On a dask-backed store (``open_store``) the result is lazy and is
+    computed chunk by chunk; ``.compute()`` gives the eager result.
     Returns a Dataset with dims ``(step, instance, hidden, feature)``:
 
-    - ``weight``, ``drive`` ``(step, instance, hidden, feature)``: the input
-      weights ``W[h, i]`` and the drive (see the module docstring);
-      ``out_weight`` (``abs`` only): the output weights ``W_out[i, h]``;
-    - ``drives (step, instance, hidden, feature)`` bool;
+    - ``weight (step, instance, hidden, feature)``: the store's ``W`` itself
+      (not a copy; lazy on a dask-backed store); ``out_weight`` (``abs``
+      only): the store's ``W_out[i, h]``, transposed the same way;
+    - ``drive``, ``drives (step, instance, hidden, feature)``: the drive and
+      whether feature ``i`` drives neuron ``h`` (see the module docstring);
     - ``strength``, ``score``, ``label``, ``top_feature``, ``n_features``
       ``(step, instance, hidden)``;
     - ``n_neurons (step, instance, feature)``: neurons each feature drives;
     - ``monosemantic_fraction``, ``dead_fraction``, ``n_monosemantic``,
       ``n_polysemantic``, ``n_dead`` ``(step, instance)``.
+
+    attrs: ``model``, ``sign`` (the rule used), the thresholds, ``sweep`` and
+    ``params`` (the :class:`NeuronParams` as JSON).
 
     >>> import numpy as np, xarray as xr
     >>> W = np.zeros((1, 1, 6, 3), np.float32)          # |x| with n=3, m=6: a pair per feature
@@ -199,103 +170,110 @@ def neurons(
     >>> r["top_feature"].values[0, 0].tolist(), float(r["monosemantic_fraction"][0, 0])
     ([0, 0, 1, 1, 2, 2], 1.0)
     """
-    thresholds = NeuronThresholds(
-        dead_threshold=dead_threshold,
-        mono_threshold=mono_threshold,
-        feature_fraction=feature_fraction,
-        sign=sign,
-    )
-    ds = normalize(ds.copy(), "neurons input")
-    chosen = resolve_model(ds, model)
-    rule = _AUTO_SIGN[chosen] if sign == "auto" else sign
-    if chosen == "abs" and "W_out" not in ds.data_vars:
+    params = NeuronParams.resolve(params, changes)
+    ds = as_store(ds, "neurons input")
+    family = resolve_model(ds, model)
+    rule = family.neuron_sign if params.sign == "auto" else params.sign
+    if not family.tied and "W_out" not in ds.data_vars:
         raise StoreError(
-            "neurons: model abs needs the output weights W_out (step, instance, feature, hidden)"
+            f"neurons: model {family.name} needs the output weights W_out "
+            "(step, instance, feature, hidden)"
         )
-    ds = _select_steps(ds, steps, _the_store_has)
-    W = ds["W"].transpose("step", "instance", "hidden", "feature")
-    W_out = (
-        ds["W_out"].transpose("step", "instance", "feature", "hidden") if chosen == "abs" else None
-    )
-    parts: list[dict[str, np.ndarray]] = []
-    out_parts: list[np.ndarray] = []
-    # read and convert in blocks of steps: bounded temporaries (the result keeps every step)
-    block = max(1, int(4_000_000 // max(1, W.isel(step=0).size)))
-    for start in range(0, W.sizes["step"], block):
-        w = np.asarray(W.isel(step=slice(start, start + block)).values, dtype=np.float64)
-        out_norm = None
-        if W_out is not None:
-            wo = np.asarray(W_out.isel(step=slice(start, start + block)).values, dtype=np.float64)
-            out_parts.append(wo)
-            out_norm = np.sqrt(np.square(wo).sum(axis=-2))  # over features -> (..., hidden)
-        if not np.all(np.isfinite(w)) or (
-            out_norm is not None and not np.all(np.isfinite(out_norm))
-        ):
-            name = "W" if not np.all(np.isfinite(w)) else "W_out"
-            raise StoreError(f"neurons: {name} has NaN or inf values (W shape {tuple(W.shape)})")
-        part = _neuron_kernel(w, out_norm, thresholds, rule)
-        part["weight"] = w
-        parts.append(part)
-    cat = {key: np.concatenate([p[key] for p in parts], axis=0) for key in parts[0]}
-    return _assemble(ds, cat, out_parts, thresholds, chosen, rule)
+    ds = select_steps(ds, steps, _the_store_has)
+    W = ds["W"].transpose(*FULL)
+    W_out = None if family.tied else ds["W_out"].transpose("step", "instance", "feature", "hidden")
+    kernel_params = {
+        "dead_threshold": params.dead_threshold,
+        "mono_threshold": params.mono_threshold,
+        "feature_fraction": params.feature_fraction,
+        "sign": rule,
+    }
+    outputs = lift(W, W_out, kernel_params)
+    return _assemble(ds, W, W_out, outputs, params, family, str(rule))
 
 
 def _assemble(
     ds: xr.Dataset,
-    cat: dict[str, np.ndarray],
-    out_parts: list[np.ndarray],
-    t: NeuronThresholds,
-    model: str,
+    W: xr.DataArray,
+    W_out: xr.DataArray | None,
+    outputs: dict[str, xr.DataArray],
+    params: NeuronParams,
+    family: ModelFamily,
     rule: str,
 ) -> xr.Dataset:
-    full = ("step", "instance", "hidden", "feature")
-    per_neuron = ("step", "instance", "hidden")
-    per_instance = ("step", "instance")
-    label = cat["label"]
-    dead = label == "dead"
-    drives = cat["drives"]
-    d = cat["drive"]
-    top = np.where(dead, -1, np.argmax(d, axis=-1))
-    n_dead = dead.sum(axis=-1)
-    n_mono = (label == "monosemantic").sum(axis=-1)
-    n_poly = (label == "polysemantic").sum(axis=-1)
-    alive = n_mono + n_poly
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mono_fraction = np.where(alive > 0, n_mono / np.where(alive > 0, alive, 1), np.nan)
-    data: dict[str, tuple] = {
-        "weight": (full, cat["weight"]),
-        "drive": (full, d),
-        "drives": (full, drives),
-        "strength": (per_neuron, cat["strength"]),
-        "score": (per_neuron, cat["score"]),
-        "label": (per_neuron, label.astype(str)),
-        "top_feature": (per_neuron, top.astype(np.int64)),
-        "n_features": (per_neuron, drives.sum(axis=-1).astype(np.int64)),
-        "n_neurons": (("step", "instance", "feature"), drives.sum(axis=-2).astype(np.int64)),
-        "monosemantic_fraction": (per_instance, mono_fraction),
-        "dead_fraction": (per_instance, n_dead / label.shape[-1]),
-        "n_monosemantic": (per_instance, n_mono.astype(np.int64)),
-        "n_polysemantic": (per_instance, n_poly.astype(np.int64)),
-        "n_dead": (per_instance, n_dead.astype(np.int64)),
-    }
-    if out_parts:
-        data["out_weight"] = (full, np.swapaxes(np.concatenate(out_parts, axis=0), -1, -2))
-    coords = {name: c.compute() for name, c in ds.coords.items() if set(c.dims) <= set(full)}
+    data: dict[str, tuple[tuple[str, ...], Any]] = {"weight": (FULL, W.data)}
+    data.update({name: (tuple(map(str, out.dims)), out.data) for name, out in outputs.items()})
+    if W_out is not None:
+        data["out_weight"] = (FULL, W_out.transpose(*FULL).data)
+    coords = {name: c.compute() for name, c in ds.coords.items() if set(c.dims) <= set(FULL)}
     attrs = {
         "analysis": "neurons",
-        "model": model,
+        "model": family.name,
         "sign": rule,
-        "dead_threshold": t.dead_threshold,
-        "mono_threshold": t.mono_threshold,
-        "feature_fraction": t.feature_fraction,
+        "dead_threshold": params.dead_threshold,
+        "mono_threshold": params.mono_threshold,
+        "feature_fraction": params.feature_fraction,
         "sweep": list(ds.attrs.get("sweep", [])),
+        "params": params.to_json(),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 # --- records (the JSON form; schema in docs/neurons.md) -----------------------------------------
+def _coord_names(result: xr.Dataset) -> list[str]:
+    """The instance labels a record carries: the sweep, then the seed."""
+    seed = "seed" in result.coords and result["seed"].dims == ("instance",)
+    return sweep_names(result) + (["seed"] if seed else [])
+
+
+def _step_records(
+    r: xr.Dataset, step: Any, names: list[str], result: xr.Dataset
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The neuron and instance records of one step (``r``: the result at that step, loaded)."""
+    feature_ids = [json_scalar(f) for f in result["feature"].values]
+    neuron_ids = [json_scalar(h) for h in result["hidden"].values]
+    order = np.argsort(-r["drive"].values, axis=-1, kind="stable")
+    weight, drives = r["weight"].values, r["drives"].values
+    label, score, strength = r["label"].values, r["score"].values, r["strength"].values
+    neuron_rows, instance_rows = [], []
+    for k, instance in enumerate(r["instance"].values.tolist()):
+        coords = {name: json_scalar(result[name].values[k]) for name in names}
+        for h, neuron in enumerate(neuron_ids):
+            chosen = [int(i) for i in order[k, h] if drives[k, h, i]]
+            neuron_rows.append(
+                {
+                    "step": step,
+                    "instance": instance,
+                    "coords": coords,
+                    "neuron": neuron,
+                    "label": str(label[k, h]),
+                    "score": json_scalar(round(float(score[k, h]), 6)),
+                    "strength": json_scalar(round(float(strength[k, h]), 6)),
+                    "features": [feature_ids[i] for i in chosen],
+                    "weights": [round(float(weight[k, h, i]), 6) for i in chosen],
+                }
+            )
+        carriers = [
+            {
+                "feature": feature_ids[i],
+                "neurons": [neuron_ids[h] for h in np.flatnonzero(drives[k, :, i])],
+            }
+            for i in range(len(feature_ids))
+        ]
+        instance_rows.append(
+            {
+                "step": step,
+                "instance": instance,
+                "coords": coords,
+                **{key: json_scalar(r[key].values[k]) for key in INSTANCE_KEYS},
+                "feature_neurons": carriers,
+            }
+        )
+    return neuron_rows, instance_rows
+
+
 def neuron_records(result: xr.Dataset) -> dict[str, Any]:
-    """The JSON form of a :func:`neurons` result.
+    """The JSON form of a :func:`neurons` result (computed one step at a time).
 
     ``model``, ``sign``, ``thresholds``; ``neurons``: one record per (step,
     instance, neuron) with ``step``, ``instance``, ``coords`` (sweep labels,
@@ -312,59 +290,15 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
     >>> [(n["neuron"], n["label"], n["features"]) for n in neuron_records(neurons(ds))["neurons"]]
     [(0, 'monosemantic', [1]), (1, 'polysemantic', [0, 1])]
     """
-    sweep = [s for s in result.attrs.get("sweep", []) if s in result.coords]
-    names = sweep + (
-        ["seed"] if "seed" in result.coords and result["seed"].dims == ("instance",) else []
-    )
-    feature_ids = [_scalar(f) for f in result["feature"].values]
-    neuron_ids = [_scalar(h) for h in result["hidden"].values]
-    order = np.argsort(-result["drive"].values, axis=-1, kind="stable")
-    neuron_rows, instance_rows = [], []
+    names = _coord_names(result)
+    keep = ["weight", "drive", "drives", "label", "score", "strength", *INSTANCE_KEYS]
+    neuron_rows: list[dict[str, Any]] = []
+    instance_rows: list[dict[str, Any]] = []
     for s, step in enumerate(result["step"].values.tolist()):
-        r = result.isel(step=s)
-        weight, drives = r["weight"].values, r["drives"].values
-        label, score, strength = r["label"].values, r["score"].values, r["strength"].values
-        for k, instance in enumerate(r["instance"].values.tolist()):
-            coords = {name: _scalar(result[name].values[k]) for name in names}
-            for h, neuron in enumerate(neuron_ids):
-                chosen = [int(i) for i in order[s, k, h] if drives[k, h, i]]
-                neuron_rows.append(
-                    {
-                        "step": step,
-                        "instance": instance,
-                        "coords": coords,
-                        "neuron": neuron,
-                        "label": str(label[k, h]),
-                        "score": _scalar(round(float(score[k, h]), 6)),
-                        "strength": _scalar(round(float(strength[k, h]), 6)),
-                        "features": [feature_ids[i] for i in chosen],
-                        "weights": [round(float(weight[k, h, i]), 6) for i in chosen],
-                    }
-                )
-            instance_rows.append(
-                {
-                    "step": step,
-                    "instance": instance,
-                    "coords": coords,
-                    **{
-                        key: _scalar(r[key].values[k])
-                        for key in (
-                            "monosemantic_fraction",
-                            "dead_fraction",
-                            "n_monosemantic",
-                            "n_polysemantic",
-                            "n_dead",
-                        )
-                    },
-                    "feature_neurons": [
-                        {
-                            "feature": feature_ids[i],
-                            "neurons": [neuron_ids[h] for h in np.flatnonzero(drives[k, :, i])],
-                        }
-                        for i in range(len(feature_ids))
-                    ],
-                }
-            )
+        r = result[keep].isel(step=s).compute()
+        rows, summaries = _step_records(r, step, names, result)
+        neuron_rows += rows
+        instance_rows += summaries
     return {
         "model": result.attrs["model"],
         "sign": result.attrs["sign"],
@@ -375,3 +309,83 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
         "neurons": neuron_rows,
         "instances": instance_rows,
     }
+
+
+# --- tables ------------------------------------------------------------------------------------
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    return {"step": row["step"], "instance": row["instance"], **row["coords"]}
+
+
+def neuron_frame(result: xr.Dataset) -> pd.DataFrame:
+    """One row per (step, instance, neuron): the tidy form (what ``--format csv`` writes).
+
+    Columns ``step``, ``instance``, the sweep labels and seed, ``neuron``,
+    ``label``, ``score``, ``strength``, ``features`` and ``weights``
+    (space-separated, strongest first) and the instance's
+    ``monosemantic_fraction``.
+    """
+    import pandas as pd
+
+    records = neuron_records(result)
+    fractions = {
+        (row["step"], row["instance"]): row["monosemantic_fraction"] for row in records["instances"]
+    }
+    rows = [
+        {
+            **_flat(row),
+            **{key: row[key] for key in ("neuron", "label", "score", "strength")},
+            "features": " ".join(map(str, row["features"])),
+            "weights": " ".join(map(str, row["weights"])),
+            "monosemantic_fraction": fractions[(row["step"], row["instance"])],
+        }
+        for row in records["neurons"]
+    ]
+    return pd.DataFrame(rows)
+
+
+def instance_frame(result: xr.Dataset) -> pd.DataFrame:
+    """One row per (step, instance): the sweep labels and seed, the fractions and counts."""
+    import pandas as pd
+
+    records = neuron_records(result)
+    return pd.DataFrame(
+        [{**_flat(row), **{k: row[k] for k in INSTANCE_KEYS}} for row in records["instances"]]
+    )
+
+
+def neuron_text(result: xr.Dataset) -> str:
+    """A readable report: one row per (instance, neuron), then one per instance.
+
+    The ``step`` column is left out when the result has one step (the title
+    names it); scores and strengths are rounded to 3 digits, the driving
+    features joined by commas (``-`` for none).
+    """
+    records = neuron_records(result)
+    steps = np.asarray(result["step"].values)
+    one = steps.size == 1
+    drop = ["step"] if one else []
+    neurons_ = [
+        {
+            **_flat(row),
+            "neuron": row["neuron"],
+            "label": row["label"],
+            "score": None if row["score"] is None else round(row["score"], 3),
+            "strength": round(row["strength"], 3),
+            "features": ",".join(map(str, row["features"])) or "-",
+        }
+        for row in records["neurons"]
+    ]
+    summary = [
+        {**_flat(row), **{k: row[k] for k in INSTANCE_KEYS if k != "dead_fraction"}}
+        for row in records["instances"]
+    ]
+    at = f"step {steps[0]}" if one else describe_steps(steps)
+    title = f"neurons at {at} ({records['model']}, sign={records['sign']})"
+    return f"{_text(title, neurons_, drop)}\n\n{_text('per instance', summary, drop)}"
+
+
+def _text(title: str, rows: list[dict[str, Any]], drop: list[str]) -> str:
+    import pandas as pd
+
+    body = pd.DataFrame(rows).drop(columns=drop).to_string(index=False) if rows else "(none)"
+    return f"{title}\n{body}"
