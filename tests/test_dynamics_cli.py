@@ -141,7 +141,7 @@ def test_phases_table_csv_and_save(cli, forced_store):
     assert (frame["instance"] == 0).all()
     saved = cli("phases", forced_store, "--save", "--format", "json")
     assert saved.exit_code == 0 and "saved" in saved.stderr
-    assert int(open_analysis(forced_store, "phases")["transition_step"].values[0, 0]) == 1000
+    assert int(open_analysis(forced_store, "phases")["transition_step"].values[0]) == 1000
 
 
 def test_phases_flicker_option_and_errors(cli, forced_store):

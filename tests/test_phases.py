@@ -17,6 +17,8 @@ from toyanalysis.phase_changes import (
     collapse,
     diagram_records,
     evaluation_loss,
+    event_counts,
+    for_instance,
     loss_changes,
     phase_diagram,
     phase_events,
@@ -78,7 +80,7 @@ def test_loss_drops_are_found_at_the_known_records():
         steps=np.arange(120) * 10,
         loss=loss[:, None],
     )
-    result = phases(ds, loss_window=5).isel(instance=0)
+    result = for_instance(phases(ds, loss_window=5), 0)
     assert result["drop_step"].values.tolist() == [400, 800]
     np.testing.assert_allclose(result["drop_size"].values, [7e-3, 2e-3], rtol=0.1)
     assert (result["drop_transition"].values == -1).all()  # the geometry never changes
@@ -93,11 +95,12 @@ def test_a_steady_descent_has_no_drop_and_a_decelerating_one_has_one():
     change, _, _ = loss_changes(steady, 10)
     assert np.nanmax(change) == pytest.approx(0.1, rel=0.01)  # 2 decades over 200 records
     result = phases(testing.as_dataset(digons, loss=steady[:, None]), loss_window=10)
-    assert int(result["n_drops"][0]) == 0
+    assert int(event_counts(result)["n_drops"][0]) == 0
     decelerating = 1e-3 + 1e-1 / (1 + np.arange(200)) ** 2  # fast early fall, then a floor
     result = phases(testing.as_dataset(digons, loss=decelerating[:, None]), loss_window=10)
-    assert result["drop_step"].values[0].tolist() == [10]  # the first record with full windows
-    assert int(result["n_plateaus"][0]) == 1 and int(result["plateau_end"][0, 0]) == 199
+    one = for_instance(result, 0)
+    assert one["drop_step"].values.tolist() == [10]  # the first record with full windows
+    assert int(event_counts(result)["n_plateaus"][0]) == 1 and int(one["plateau_end"][0]) == 199
 
 
 def test_noise_raises_the_drop_threshold():
@@ -106,8 +109,8 @@ def test_noise_raises_the_drop_threshold():
     ds = testing.as_dataset(
         np.stack([testing.polytope("digon")] * 300)[:, None], loss=noisy[:, None]
     )
-    assert int(phases(ds, loss_window=5)["n_drops"][0]) == 0
-    assert int(phases(ds, loss_window=5, noise_factor=0)["n_drops"][0]) > 0
+    assert int(event_counts(phases(ds, loss_window=5))["n_drops"][0]) == 0
+    assert int(event_counts(phases(ds, loss_window=5, noise_factor=0))["n_drops"][0]) > 0
 
 
 # --- a run whose geometry is forced to change at a known step -----------------------------------
@@ -137,8 +140,9 @@ def forced_run(seed: int, change_at: int = 20, records: int = 40, flicker_at: in
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_forced_change_gives_one_transition_at_the_known_step(seed):
     ds, perm, change_step, square, triangle = forced_run(seed)
-    result = phases(ds, loss_window=4).isel(instance=0)
-    assert int(result["n_phases"]) == 2 and int(result["n_transitions"]) == 1
+    full = phases(ds, loss_window=4)
+    result, counts = for_instance(full, 0), event_counts(full).isel(instance=0)
+    assert int(counts["n_phases"]) == 2 and int(counts["n_transitions"]) == 1
     assert int(result["transition_step"][0]) == change_step
     assert str(result["transition_from"].values[0]) == summary_of(square)
     assert str(result["transition_to"].values[0]) == summary_of(triangle)
@@ -154,10 +158,11 @@ def test_forced_change_gives_one_transition_at_the_known_step(seed):
     # per feature: the dropped feature jumps 1/2 -> 0, the others 1/2 -> 2/3, all at the change
     dead = int(np.flatnonzero(perm == 3)[0])  # column of the dead triangle feature
     for f in range(4):
-        assert int(result["n_jumps"][f]) == 1
-        assert int(result["jump_step"][f, 0]) == change_step
-        assert float(result["jump_from"][f, 0]) == pytest.approx(0.5)
-        assert float(result["jump_to"][f, 0]) == pytest.approx(0.0 if f == dead else 2 / 3)
+        (row,) = np.flatnonzero(result["jump_feature"].values == f)
+        assert int(counts["n_jumps"][f]) == 1
+        assert int(result["jump_step"][row]) == change_step
+        assert float(result["jump_from"][row]) == pytest.approx(0.5)
+        assert float(result["jump_to"][row]) == pytest.approx(0.0 if f == dead else 2 / 3)
     assert result["drop_features"].values[0].all()
 
 
@@ -174,9 +179,10 @@ def test_without_loss_there_are_no_drops_but_transitions_remain():
     ds, _, change_step, *_ = forced_run(3)
     result = phases(ds.drop_vars("loss"))
     assert (
-        int(result["n_transitions"][0]) == 1 and int(result["transition_step"][0, 0]) == change_step
+        int(event_counts(result)["n_transitions"][0]) == 1
+        and int(result["transition_step"][0]) == change_step
     )
-    assert result.sizes["drop"] == 0 and np.isnan(float(result["loss_before"][0, 0]))
+    assert result.sizes["drop"] == 0 and np.isnan(float(result["loss_before"][0]))
     assert result.attrs["has_loss"] is False
 
 
@@ -203,6 +209,18 @@ def test_records_and_events_carry_the_same_answer():
     assert events.loc[events["event"] == "transition", "step"].tolist() == [change_step]
 
 
+def jump_steps(result: xr.Dataset) -> np.ndarray:
+    """Jump steps as (instance, feature, jump), padded with -1 (for comparisons)."""
+    counts = event_counts(result)["n_jumps"].values
+    out = np.full((*counts.shape, max(1, counts.max(initial=0))), -1)
+    for k, inst in enumerate(result["instance"].values):
+        one = for_instance(result, inst)
+        for f, label in enumerate(result["feature"].values):
+            steps = one["jump_step"].values[one["jump_feature"].values == label]
+            out[k, f, : len(steps)] = steps
+    return out
+
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_phases_are_invariant_to_rotation_and_feature_order(seed):
@@ -216,7 +234,7 @@ def test_phases_are_invariant_to_rotation_and_feature_order(seed):
     a, b = phases(ds, loss_window=4), phases(other, loss_window=4)
     for name in ("phase_start", "phase_summary", "transition_step", "drop_step"):
         assert (a[name].values == b[name].values).all(), name
-    np.testing.assert_array_equal(a["jump_step"].values[:, perm], b["jump_step"].values)
+    np.testing.assert_array_equal(jump_steps(a)[:, perm], jump_steps(b))
 
 
 def test_phases_bad_input():
@@ -238,7 +256,7 @@ def test_phases_bad_input():
     with pytest.raises(StoreError, match="neither weights W nor a classification"):
         phases(xr.Dataset({"loss": (("step", "instance"), np.zeros((2, 1)))}))
     with pytest.raises(StoreError, match="config"):
-        phases(ds, eval_batch=100)
+        phases(ds, eval_loss=100)
     with pytest.raises(StoreError, match="classification has step 500"):
         phases(ds.isel(step=slice(0, 10)), classification=classify(ds))
 
@@ -454,7 +472,7 @@ def test_phase_2_1_preset_corners(tmp_path):
     evaluated = evaluation_loss(ds.isel(step=[-1]), batch_size=2048)
     assert evaluated.dims == ("step", "instance") and bool((evaluated > 0).all())
     assert (
-        phase_diagram(ds, eval_batch=2048)["label"].values.tolist()
+        phase_diagram(ds, eval_loss=2048)["label"].values.tolist()
         == result["label"].values.tolist()
     )
 
@@ -465,7 +483,7 @@ def test_dynamics_preset_every_loss_drop_is_a_change_of_geometry(tmp_path):
     from toyanalysis import preset, train
 
     ds = train(preset("dynamics").override(steps=1500, record="every:10"), tmp_path / "dyn.zarr")
-    result = phases(ds, eval_batch=4096, loss_window=20)
+    result = phases(ds, eval_loss=4096, loss_window=20)
     drops = 0
     for record in phase_records(result):
         for drop in record["loss_drops"]:
@@ -474,9 +492,10 @@ def test_dynamics_preset_every_loss_drop_is_a_change_of_geometry(tmp_path):
             if drop["transition"] is not None:
                 assert abs(drop["transition"]["step"] - drop["step"]) <= 200
     assert drops >= 2
+    counts = event_counts(result)
     for k in range(result.sizes["instance"]):
-        r = result.isel(instance=k)
-        n = int(r["n_phases"])
-        assert n >= 1 and int(r["n_transitions"]) == n - 1
+        r, c = for_instance(result, result["instance"].values[k]), counts.isel(instance=k)
+        n = int(c["n_phases"])
+        assert n >= 1 and int(c["n_transitions"]) == n - 1
         assert int(r["phase_start"][0]) == 0 and int(r["phase_end"][n - 1]) == 1500
         assert (np.diff(r["phase_index"].values) >= 0).all()

@@ -1,8 +1,11 @@
 """Commands about change: phases over training and phase diagrams over sweeps.
 
-Each command opens a store, calls one library function
-(:func:`toyanalysis.phase_changes.phases`, :func:`toyanalysis.phase_changes.phase_diagram`)
-and prints the result as a table, JSON (schema in ``docs/phases.md``) or CSV.
+Each command parses, opens the store, calls one library function
+(:func:`toyanalysis.phases`, :func:`toyanalysis.phase_diagram`) and prints the
+result with the library's own readers: text, JSON (schema in
+``docs/phases.md``) or a tidy CSV table. Their parameter options are made from
+:class:`~toyanalysis.params.PhaseParams` and
+:class:`~toyanalysis.params.DiagramParams`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Any
 
 import click
 
+from toyanalysis.errors import ConfigError
+from toyanalysis.params import DiagramParams, Params, PhaseParams
 from toyanalysis_cli._common import (
-    classifier_options,
     format_option,
     open_checked,
     output_option,
@@ -23,9 +27,10 @@ from toyanalysis_cli._common import (
     write_json,
     write_text,
 )
+from toyanalysis_cli._params import params_from, params_options
 
 
-# --- shared helpers ------------------------------------------------------------------------
+# --- shared helpers (also used by the neurons command) ---------------------------------------
 def frame(rows: list[dict[str, Any]]) -> Any:
     import pandas as pd
 
@@ -41,8 +46,12 @@ def write_blocks(blocks: list[tuple[str, list[dict[str, Any]]]], output: Path | 
     write_text("\n\n".join(parts), output)
 
 
-def _short(value: Any) -> Any:
-    return round(value, 6) if isinstance(value, float) else value
+def usage_params(cls: type[Params], kwargs: dict[str, Any]) -> Any:
+    """:func:`params_from`, a bad value being a usage error (exit status 2) as for any option."""
+    try:
+        return params_from(cls, kwargs)
+    except click.ClickException as err:
+        raise click.UsageError(err.message) from None
 
 
 # --- phases ----------------------------------------------------------------------------------
@@ -55,169 +64,31 @@ def _short(value: Any) -> Any:
     multiple=True,
     help="Only these instances (repeat the option; default all).",
 )
-@click.option(
-    "--min-records",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="A configuration must hold this many records to start a phase.",
-)
-@click.option(
-    "--min-steps",
-    type=click.IntRange(min=0),
-    default=None,
-    help="... and last this many steps (default: 1% of the recorded span).",
-)
-@click.option(
-    "--loss-window",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Records on each side when comparing loss levels (default: records/50, >= 2).",
-)
-@click.option(
-    "--min-drop",
-    type=float,
-    default=0.05,
-    show_default=True,
-    help="Smallest loss drop reported, in decades (log10).",
-)
-@click.option(
-    "--noise-factor",
-    type=float,
-    default=4.0,
-    show_default=True,
-    help="A drop must also exceed this many robust standard deviations of the loss noise.",
-)
-@click.option(
-    "--fraction-tol",
-    type=float,
-    default=0.02,
-    show_default=True,
-    help="Snap a feature's dimensionality to a fraction d/k within this distance.",
-)
-@click.option(
-    "--eval-loss",
-    "eval_batch",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Use the loss on one fixed batch of N samples instead of the noisy training loss.",
-)
-@classifier_options
+@params_options(PhaseParams)
 @save_option("phases")
 @format_option()
 @output_option()
 def phases_command(
     store: Path,
     instances: tuple[int, ...],
-    min_records: int,
-    min_steps: int | None,
-    loss_window: int | None,
-    min_drop: float,
-    noise_factor: float,
-    fraction_tol: float,
-    eval_batch: int | None,
-    norm_threshold: float | None,
-    overlap_tol: float | None,
     save: bool,
     fmt: str,
     output: Path | None,
+    **options: Any,
 ) -> None:
     """Phases and transitions of each instance's geometry over training, with loss drops."""
-    from toyanalysis.phase_changes import phase_events, phase_records, phases
+    from toyanalysis.phase_changes import phase_document, phase_events, phase_text, phases
 
-    result = phases(
-        open_checked(store),
-        instances=list(instances) or None,
-        norm_threshold=norm_threshold,
-        overlap_tol=overlap_tol,
-        min_records=min_records,
-        min_steps=min_steps,
-        loss_window=loss_window,
-        min_drop=min_drop,
-        noise_factor=noise_factor,
-        fraction_tol=fraction_tol,
-        eval_batch=eval_batch,
-    )
+    params = usage_params(PhaseParams, options)
+    result = phases(open_checked(store), params, instances=list(instances) or None)
     if save:
         save_result(store, result, "phases")
     if fmt == "csv":
         write_frame(phase_events(result), "csv", output)
-        return
-    records = phase_records(result)
-    if fmt == "json":
-        settings = (
-            "min_records",
-            "min_steps",
-            "loss_window",
-            "min_drop",
-            "noise_factor",
-            "fraction_tol",
-            "loss_source",
-            "norm_threshold",
-            "overlap_tol",
-        )
-        write_json(
-            {
-                "store": str(store),
-                "settings": {k: result.attrs.get(k) for k in settings},
-                "instances": records,
-            },
-            output,
-        )
-        return
-    write_blocks(_phase_tables(records), output)
-
-
-def _phase_tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    phase_rows, transition_rows, drop_rows, jump_rows = [], [], [], []
-    for record in records:
-        base = {"instance": record["instance"], **record["coords"]}
-        for p in record["phases"]:
-            phase_rows.append(
-                {**base, "start": p["start_step"], "end": p["end_step"], "summary": p["summary"]}
-            )
-        for t in record["transitions"]:
-            transition_rows.append(
-                {
-                    **base,
-                    "step": t["step"],
-                    "from": t["from"],
-                    "to": t["to"],
-                    "loss_before": _short(t["loss_before"]),
-                    "loss_after": _short(t["loss_after"]),
-                }
-            )
-        for d in record["loss_drops"]:
-            transition = d["transition"]
-            drop_rows.append(
-                {
-                    **base,
-                    "step": d["step"],
-                    "size": _short(d["size"]),
-                    "decades": round(d["change"], 3),
-                    "transition": "-"
-                    if transition is None
-                    else f"{transition['step']}: -> {transition['to']}",
-                    "features": ",".join(map(str, d["features"])) or "-",
-                }
-            )
-        for j in record["feature_jumps"]:
-            jump_rows.append(
-                {
-                    **base,
-                    "feature": j["feature"],
-                    "step": j["step"],
-                    "from": j["from"],
-                    "to": j["to"],
-                }
-            )
-    return [
-        ("phases", phase_rows),
-        ("transitions", transition_rows),
-        ("loss drops", drop_rows),
-        ("feature dimensionality jumps", jump_rows),
-    ]
+    elif fmt == "json":
+        write_json({"store": str(store), **phase_document(result)}, output)
+    else:
+        write_text(phase_text(result), output)
 
 
 # --- phase diagram -------------------------------------------------------------------------------
@@ -237,22 +108,7 @@ def _phase_tables(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[st
     help="The extra feature (default: the one whose importance/density varies alone, else the last).",
 )
 @click.option("--step", type=int, default=None, help="Recorded step to judge (default: the last).")
-@click.option(
-    "--loss-records",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Seeds are ranked by their mean loss over this many last records.",
-)
-@classifier_options
-@click.option(
-    "--eval-loss",
-    "eval_batch",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Rank seeds by the loss on one fixed batch of N samples (less noisy).",
-)
+@params_options(DiagramParams)
 @save_option("phase_diagram")
 @format_option()
 @output_option()
@@ -261,71 +117,39 @@ def phase_diagram_command(
     axes: tuple[str, ...],
     feature: int | None,
     step: int | None,
-    loss_records: int,
-    norm_threshold: float | None,
-    overlap_tol: float | None,
-    eval_batch: int | None,
     save: bool,
     fmt: str,
     output: Path | None,
+    **options: Any,
 ) -> None:
     """What an extra feature does in each cell of a sweep (unlearned, superposed, dedicated)."""
-    from toyanalysis.phase_changes import diagram_records, phase_diagram
-
-    result = phase_diagram(
-        open_checked(store),
-        axes=list(axes) or None,
-        feature=feature,
-        step=step,
-        loss_records=loss_records,
-        eval_batch=eval_batch,
-        norm_threshold=norm_threshold,
-        overlap_tol=overlap_tol,
+    from toyanalysis.phase_changes import (
+        diagram_cells,
+        diagram_records,
+        diagram_text,
+        phase_diagram,
     )
+
+    params = usage_params(DiagramParams, options)
+    try:
+        result = phase_diagram(
+            open_checked(store), params, axes=list(axes) or None, feature=feature, step=step
+        )
+    except ConfigError as err:
+        raise _with_hint(err) from None
     if save:
         save_result(store, result, "phase_diagram")
-    records = diagram_records(result)
     if fmt == "json":
-        write_json({"store": str(store), **records}, output)
-        return
-    if fmt == "csv":
-        write_frame(frame(records["cells"]), "csv", output)
-        return
-    write_text(_diagram_text(records), output)
-
-
-def _diagram_text(records: dict[str, Any]) -> str:
-    axes = records["axes"]
-    cells = frame(records["cells"])
-    head = (
-        f"feature {records['feature']} ({records['feature_rule']}) at step {records['step']}; "
-        f"{records['seed_rule']}"
-    )
-    if len(axes) == 2:
-        cells["cell"] = cells["label"] + cells["agreement"].map(
-            lambda a: "" if a == 1 else f" ({a:.2f})"
-        )
-        grid = cells.pivot(index=axes[1], columns=axes[0], values="cell")
-        grid.columns = [f"{c:.4g}" for c in grid.columns]
-        grid.index = [f"{i:.4g}" for i in grid.index]
-        body = f"rows: {axes[1]}, columns: {axes[0]}\n{grid.to_string()}"
+        write_json({"store": str(store), **diagram_records(result)}, output)
+    elif fmt == "csv":
+        write_frame(diagram_cells(result), "csv", output)
     else:
-        shown = [*axes, "label", "agreement", "n_seeds", "n_used", "configuration"]
-        body = cells[shown].to_string(index=False)
-    rows = [
-        {
-            "axis": b["axis"],
-            "kind": b["kind"],
-            **{f"at {k}": _short(v) for k, v in b["at"].items()},
-            "between": f"{b['lower']:.4g} .. {b['upper']:.4g}",
-            "position": _short(b["position"]),
-            "from": b["from"],
-            "to": b["to"],
-        }
-        for b in records["boundaries"]
-    ]
-    bounds = frame(rows).to_string(index=False) if rows else "(none)"
-    return f"{head}\n\n{body}\n\nboundaries\n{bounds}"
+        write_text(diagram_text(result), output)
+
+
+def _with_hint(err: ConfigError) -> ConfigError:
+    """A library error about the sweep axes, with the option that names them."""
+    return ConfigError(f"{err} (--axis NAME)") if "axes=" in str(err) else err
 
 
 COMMANDS = [phases_command, phase_diagram_command]

@@ -1,0 +1,267 @@
+"""Kernels on one timeline: flicker collapse, loss changes, drops, plateaus, fractions.
+
+Written label-free, on plain NumPy arrays: a timeline is a sequence of
+records (one per recorded step). :func:`loss_changes` and :func:`snap` have
+fixed-size outputs and take any leading batch axes (``*batch record``), so
+one call serves every instance; :func:`collapse`, :func:`drops` and
+:func:`plateaus` return a varying number of events per timeline and run on
+one timeline at a time (the definitions are in ``docs/phases.md``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from jaxtyping import Float, Int
+
+from toyanalysis._checks import shape_checked
+from toyanalysis.errors import ConfigError
+
+__all__ = [
+    "collapse",
+    "drops",
+    "fraction_text",
+    "fractions",
+    "loss_changes",
+    "noise",
+    "plateaus",
+    "snap",
+    "window_means",
+]
+
+
+def _runs(labels: Sequence[Any]) -> list[tuple[int, int, Any]]:
+    """Maximal runs of equal labels: ``(first, last, label)``."""
+    runs: list[tuple[int, int, Any]] = []
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            runs.append((start, i - 1, labels[start]))
+            start = i
+    return runs
+
+
+def _stable(
+    runs: list[tuple[int, int, Any]], steps: np.ndarray, min_records: int, min_steps: int
+) -> list[bool]:
+    """Whether each run is long enough (records and steps) to start a phase."""
+    n = len(steps)
+    last_gap = int(steps[-1] - steps[-2]) if n > 1 else 1
+
+    def lasts(first: int, last: int) -> int:
+        end = int(steps[last + 1]) if last + 1 < n else int(steps[-1]) + last_gap
+        return end - int(steps[first])
+
+    return [(b - a + 1 >= min_records) and lasts(a, b) >= min_steps for a, b, _ in runs]
+
+
+def collapse(
+    labels: Sequence[Any],
+    steps: Sequence[int] | np.ndarray,
+    *,
+    min_records: int = 3,
+    min_steps: int = 0,
+) -> list[tuple[int, int, Any]]:
+    """Phases of a timeline: ``(first record, last record, label)``, flicker absorbed.
+
+    A run of equal labels starts a phase only if it has at least
+    ``min_records`` records and lasts at least ``min_steps`` steps (until the
+    next run starts; the last run until the last record plus one spacing).
+    Other runs join the phase before them (at the start: the one after). If
+    no run qualifies, the longest run's label covers the whole timeline.
+
+    >>> collapse(list("AAAABAAACCCC"), range(12))
+    [(0, 7, 'A'), (8, 11, 'C')]
+    >>> collapse(list("AAABBCCC"), range(8), min_records=3)
+    [(0, 4, 'A'), (5, 7, 'C')]
+    """
+    at = np.asarray(steps, dtype=np.int64)
+    n = len(labels)
+    if n == 0:
+        return []
+    if len(at) != n:
+        raise ConfigError(f"collapse: {n} labels but {len(at)} steps")
+    runs = _runs(labels)
+    stable = _stable(runs, at, min_records, min_steps)
+    if not any(stable):
+        longest = max(runs, key=lambda r: (r[1] - r[0], -r[0]))
+        return [(0, n - 1, longest[2])]
+    phases: list[list[Any]] = []
+    pending: int | None = None
+    for (first, last, label), ok in zip(runs, stable):
+        if ok and phases and phases[-1][2] == label:
+            phases[-1][1] = last
+        elif ok:
+            phases.append([first if pending is None else pending, last, label])
+            pending = None
+        elif phases:
+            phases[-1][1] = last
+        elif pending is None:
+            pending = first
+    return [(int(a), int(b), c) for a, b, c in phases]
+
+
+@shape_checked
+def window_means(
+    values: Float[np.ndarray, "*batch record"], w: int
+) -> tuple[Float[np.ndarray, "*batch record"], Float[np.ndarray, "*batch record"]]:
+    """Means of ``values[..., t-w:t]`` and ``values[..., t:t+w]`` for every ``t`` (truncated, NaN-aware)."""
+    n = values.shape[-1]
+    finite = np.isfinite(values)
+    zero = np.zeros((*values.shape[:-1], 1))
+    csum = np.concatenate([zero, np.cumsum(np.where(finite, values, 0.0), axis=-1)], axis=-1)
+    ccount = np.concatenate([zero, np.cumsum(finite, axis=-1)], axis=-1)
+    t = np.arange(n)
+    lo, hi = np.maximum(t - w, 0), np.minimum(t + w, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        before = (csum[..., t] - csum[..., lo]) / (ccount[..., t] - ccount[..., lo])
+        after = (csum[..., hi] - csum[..., t]) / (ccount[..., hi] - ccount[..., t])
+    return before, after
+
+
+@shape_checked
+def loss_changes(
+    loss: Float[np.ndarray, "*batch record"], w: int
+) -> tuple[
+    Float[np.ndarray, "*batch record"],
+    Float[np.ndarray, "*batch record"],
+    Float[np.ndarray, "*batch record"],
+]:
+    """``(change, before, after)`` per record: the log10 fall of the mean loss across record ``t``.
+
+    ``change[..., t]`` is NaN where either window of ``w`` records is incomplete.
+
+    >>> change, _, _ = loss_changes(np.array([1.0] * 4 + [0.1] * 4), 2)
+    >>> change.round(3).tolist()
+    [nan, nan, 0.0, 0.26, 1.0, 0.74, 0.0, nan]
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    before, after = window_means(loss, w)
+    n = loss.shape[-1]
+    t = np.arange(n)
+    full = (t >= w) & (t + w <= n)
+    largest = np.where(np.isnan(loss), -np.inf, np.abs(loss)).max(axis=-1, initial=-np.inf)
+    scale = np.where(np.isfinite(loss).any(axis=-1), largest, 1.0)[..., None]
+    eps = 1e-12 * np.maximum(scale, 1e-30)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        change = np.log10((before + eps) / (after + eps))
+    change = np.where(full & np.isfinite(change), change, np.nan)
+    return change, before, after
+
+
+@shape_checked
+def noise(change: Float[np.ndarray, " record"]) -> float:
+    """The robust standard deviation of the change: 1.4826 × its median absolute deviation."""
+    valid = change[np.isfinite(change)]
+    if valid.size < 3:
+        return 0.0
+    return float(1.4826 * np.median(np.abs(valid - np.median(valid))))
+
+
+@shape_checked
+def drops(change: Float[np.ndarray, " record"], w: int, threshold: float) -> list[int]:
+    """Records where the change reaches ``threshold``, is the largest within ``w`` records,
+    and stands out: it exceeds the change ``w`` records before and after (where known) by at
+    least half the threshold. A steady descent (constant change) has no drops; a decelerating
+    one has a single drop where it is steepest. Equal neighbours: the earliest wins.
+    """
+    values = np.nan_to_num(change, nan=-np.inf)
+    n = len(values)
+    chosen = []
+    for t in range(n):
+        if not values[t] >= threshold:
+            continue
+        lo, hi = max(0, t - w + 1), min(n, t + w)
+        if values[t] < values[lo:hi].max() or (values[lo:t] == values[t]).any():
+            continue
+        sides = [change[u] for u in (t - w, t + w) if 0 <= u < n and np.isfinite(change[u])]
+        if sides and values[t] - max(sides) < threshold / 2:
+            continue
+        chosen.append(t)
+    return chosen
+
+
+def _flat_runs(flat: np.ndarray, w: int, found: list[int]) -> list[list[int]]:
+    """Runs of flat records, merged across gaps of at most ``w`` records without a drop."""
+    runs: list[list[int]] = []
+    t, n = 0, len(flat)
+    while t < n:
+        if not flat[t]:
+            t += 1
+            continue
+        start = t
+        while t < n and flat[t]:
+            t += 1
+        gap_ok = runs and start - runs[-1][1] - 1 <= w
+        if gap_ok and not any(runs[-1][1] < d <= start for d in found):
+            runs[-1][1] = t - 1
+        else:
+            runs.append([start, t - 1])
+    return [r for r in runs if r[1] - r[0] + 1 >= w]
+
+
+@shape_checked
+def plateaus(
+    change: Float[np.ndarray, " record"], w: int, threshold: float, found: list[int]
+) -> list[tuple[int, int]]:
+    """Spans of records where the loss level holds, as ``(first, last)`` record.
+
+    Records whose change is below half the threshold in size are *flat*;
+    runs of flat records separated by at most ``w`` records and no drop
+    (``found``) are merged; runs of at least ``w`` records are plateaus,
+    extended by ``w`` records on each side (the windows that saw them flat)
+    without reaching past a drop or into the next plateau.
+    """
+    flat = np.isfinite(change) & (np.abs(change) < threshold / 2)
+    n = len(change)
+    runs = _flat_runs(flat, w, found)
+    out: list[tuple[int, int]] = []
+    for k, (a, b) in enumerate(runs):
+        lo, hi = max(0, a - w), min(n - 1, b + w - 1)
+        lo = max([lo, *[d for d in found if d <= a]])
+        hi = min([hi, *[d - 1 for d in found if d > b]])
+        if out:
+            lo = max(lo, out[-1][1] + 1)
+        if k + 1 < len(runs):
+            hi = min(hi, runs[k + 1][0] - 1)
+        out.append((lo, hi))
+    return out
+
+
+def fraction_text(value: float) -> str:
+    """``0.4 -> '2/5'``, ``1.0 -> '1'``, ``0.0 -> '0'``; '' for NaN."""
+    if not np.isfinite(value):
+        return ""
+    return str(Fraction(float(value)).limit_denominator(64))
+
+
+def fractions() -> Float[np.ndarray, " fraction"]:
+    """The dimensionality fractions ``d/k`` of the registered configurations, and 0, sorted."""
+    from toyanalysis.geometry import configurations
+
+    values = {Fraction(c.n_dims, c.n_features) for c in configurations()} | {Fraction(0)}
+    return np.array(sorted(float(v) for v in values))
+
+
+@shape_checked
+def snap(
+    dimensionality: Float[np.ndarray, "*batch"], table: Float[np.ndarray, " fraction"], tol: float
+) -> Float[np.ndarray, "*batch"]:
+    """The nearest fraction of ``table`` where within ``tol``, else NaN."""
+    d = np.asarray(dimensionality, dtype=np.float64)
+    nearest = table[np.argmin(np.abs(d[..., None] - table), axis=-1)]
+    return np.where(np.abs(d - nearest) <= tol, nearest, np.nan)
+
+
+def run_steps(
+    segments: list[tuple[int, int, Any]], steps: Int[np.ndarray, " record"]
+) -> list[dict[str, Any]]:
+    """``from → to`` at the first step of each segment after the first."""
+    return [
+        {"step": int(steps[first]), "from": old, "to": new}
+        for (_, _, old), (first, _, new) in itertools.pairwise(segments)
+    ]

@@ -1,0 +1,245 @@
+"""Phases over training: per instance, the timeline kernels on its records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from toyanalysis._phases._events import events_dataset
+from toyanalysis._phases._inputs import (
+    classification_for,
+    evaluated_loss,
+    intake,
+    loss_source,
+    store_loss,
+    threshold_attrs,
+)
+from toyanalysis._phases._timeline import (
+    collapse,
+    drops,
+    fraction_text,
+    fractions,
+    loss_changes,
+    noise,
+    plateaus,
+    run_steps,
+    snap,
+)
+from toyanalysis.params import PhaseParams
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["phases"]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The thresholds of one :func:`phases` call with the run-dependent defaults filled in."""
+
+    params: PhaseParams
+    min_steps: int
+    window: int
+    fractions: np.ndarray
+
+    @classmethod
+    def of(cls, params: PhaseParams, steps: np.ndarray) -> Resolved:
+        span = int(steps[-1] - steps[0]) if len(steps) else 0
+        min_steps = params.min_steps if params.min_steps is not None else span // 100
+        window = params.loss_window if params.loss_window is not None else max(2, len(steps) // 50)
+        return cls(params=params, min_steps=min_steps, window=window, fractions=fractions())
+
+
+def phases(
+    ds: xr.Dataset,
+    params: PhaseParams | None = None,
+    *,
+    classification: xr.Dataset | None = None,
+    steps: Any = None,
+    instances: Any = None,
+    **changes: Any,
+) -> xr.Dataset:
+    """Phases, transitions, loss plateaus and drops, and dimensionality jumps per instance.
+
+    ``ds`` is a store Dataset (or a :func:`~toyanalysis.classify` result);
+    ``params`` a :class:`~toyanalysis.params.PhaseParams` (the defaults when
+    None), changed by keyword by leaf name (``min_records=5``,
+    ``overlap_tol=0.2``, ``eval_loss=8192``). ``classification``: a classify
+    result to reuse (else it is computed with ``params.classify``).
+    ``steps``/``instances`` select as in classify. The loss is the store's
+    ``loss`` (loss results are empty without it), or with ``eval_loss=N`` the
+    less noisy :func:`~toyanalysis.evaluation.evaluation_loss` on a fixed
+    batch of N samples.
+
+    Returns a Dataset of tidy event tables (schema in ``docs/phases.md``):
+    ``summary``, ``phase_index``, ``loss``, ``loss_change`` per ``(step,
+    instance)``, and one flat dim per event kind (``phase``, ``transition``,
+    ``drop``, ``plateau``, ``jump``) with the instance (``phase_instance``,
+    ...) and steps as coordinates. ``attrs["params"]`` is the parameter object
+    as JSON.
+    """
+    params = PhaseParams.resolve(params, changes)
+    ds = intake(ds)
+    cls, made_with = classification_for(
+        ds, classification, params.classify, steps=steps, instances=instances
+    )
+    cls = cls.transpose("step", "instance", "feature", ...)
+    step_values = np.asarray(cls["step"].values, dtype=np.int64)
+    r = Resolved.of(params, step_values)
+    if params.eval_loss is not None:
+        loss: np.ndarray | None = evaluated_loss(ds, cls, params.eval_loss)
+    else:
+        loss = store_loss(ds, cls)
+    summary = cls["summary"].values.astype(str)
+    found = _all_instances(summary, cls["dimensionality"].values, loss, step_values, r)
+    result = events_dataset(cls, found, summary, loss)
+    stored = params if made_with is None else params.replace(classify=made_with)
+    result.attrs.update(_attrs(r, stored, loss, cls, ds, made_with))
+    return result
+
+
+def _attrs(
+    r: Resolved,
+    stored: PhaseParams,
+    loss: np.ndarray | None,
+    cls: xr.Dataset,
+    ds: xr.Dataset,
+    made_with: Any,
+) -> dict[str, Any]:
+    p = r.params
+    return {
+        "analysis": "phases",
+        "min_records": p.min_records,
+        "min_steps": int(r.min_steps),
+        "loss_window": int(r.window),
+        "min_drop": p.min_drop,
+        "noise_factor": p.noise_factor,
+        "fraction_tol": p.fraction_tol,
+        "fractions": [fraction_text(f) for f in r.fractions],
+        "has_loss": loss is not None,
+        "loss_source": loss_source(loss, p.eval_loss),
+        "sweep": list(cls.attrs.get("sweep", ds.attrs.get("sweep", []))),
+        **threshold_attrs(made_with),
+        "params": stored.to_json(),
+    }
+
+
+def _all_instances(
+    summary: np.ndarray,
+    dimensionality: np.ndarray,
+    loss: np.ndarray | None,
+    steps: np.ndarray,
+    r: Resolved,
+) -> list[dict[str, Any]]:
+    """The events of every instance; the loss change computed for all of them at once."""
+    n_instances = summary.shape[1]
+    windows: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_instances
+    if loss is not None:
+        change, before, after = loss_changes(loss.T, r.window)  # (instance, step)
+        for k in range(n_instances):
+            if np.isfinite(loss[:, k]).any():
+                windows[k] = (change[k], before[k], after[k])
+    found = []
+    for k in range(n_instances):
+        found.append(
+            _instance_events(summary[:, k], dimensionality[:, k], loss, k, windows[k], steps, r)
+        )
+    return found
+
+
+def _instance_events(
+    summary: np.ndarray,
+    dimensionality: np.ndarray,
+    loss: np.ndarray | None,
+    k: int,
+    window: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    steps: np.ndarray,
+    r: Resolved,
+) -> dict[str, Any]:
+    """Phases, transitions, drops, plateaus and jumps of one instance's timeline."""
+    found = collapse(list(summary), steps, min_records=r.params.min_records, min_steps=r.min_steps)
+    phase_index = np.full(len(steps), -1, dtype=np.int64)
+    for p, (first, last, _) in enumerate(found):
+        phase_index[first : last + 1] = p
+    jumps = _feature_jumps(dimensionality, steps, r)
+    out: dict[str, Any] = {"phases": found, "phase_index": phase_index, "jumps": jumps}
+    out["transitions"] = _transitions(found, steps, window)
+    out["change"] = None if window is None else window[0]
+    out["drops"], out["plateaus"] = [], []
+    if window is not None and loss is not None:
+        out["drops"], out["plateaus"] = _loss_events(
+            loss[:, k], window, steps, r, out["transitions"], jumps
+        )
+    return out
+
+
+def _loss_events(
+    loss: np.ndarray,
+    window: tuple[np.ndarray, np.ndarray, np.ndarray],
+    steps: np.ndarray,
+    r: Resolved,
+    transitions: list[dict[str, Any]],
+    jumps: list[list[dict[str, Any]]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The drops (with their coinciding transition and jumping features) and the plateaus."""
+    change, before, after = window
+    w = r.window
+    threshold = max(r.params.min_drop, r.params.noise_factor * noise(change))
+    found = drops(change, w, threshold)
+    rows = []
+    for t in found:
+        lo, hi = steps[max(0, t - w)], steps[min(len(steps) - 1, t + w - 1)]
+        near = [
+            (abs(tr["step"] - int(steps[t])), j)
+            for j, tr in enumerate(transitions)
+            if lo <= tr["step"] <= hi
+        ]
+        rows.append(
+            {
+                "step": int(steps[t]),
+                "size": float(before[t] - after[t]),
+                "change": float(change[t]),
+                "loss_before": float(before[t]),
+                "loss_after": float(after[t]),
+                "transition": min(near)[1] if near else -1,
+                "features": [
+                    f for f, per in enumerate(jumps) if any(lo <= j["step"] <= hi for j in per)
+                ],
+            }
+        )
+    flat = [
+        {"start": int(steps[a]), "end": int(steps[b]), "loss": float(np.nanmean(loss[a : b + 1]))}
+        for a, b in plateaus(change, w, threshold, found)
+    ]
+    return rows, flat
+
+
+def _transitions(
+    found: list[tuple[int, int, Any]],
+    steps: np.ndarray,
+    window: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> list[dict[str, Any]]:
+    """From one phase to the next, at the new phase's first record, with the loss around it."""
+    rows = run_steps(found, steps)
+    for row, (first, _, _) in zip(rows, found[1:]):
+        row["loss_before"] = np.nan if window is None else float(window[1][first])
+        row["loss_after"] = np.nan if window is None else float(window[2][first])
+    return rows
+
+
+def _feature_jumps(
+    dimensionality: np.ndarray, steps: np.ndarray, r: Resolved
+) -> list[list[dict[str, Any]]]:
+    """Per feature: the steps where its snapped dimensionality changes (flicker absorbed)."""
+    snapped = snap(np.asarray(dimensionality, dtype=np.float64), r.fractions, r.params.fraction_tol)
+    jumps = []
+    for f in range(snapped.shape[1]):
+        keep = np.isfinite(snapped[:, f])
+        values, kept_steps = snapped[keep, f], steps[keep]
+        segments = collapse(
+            list(values), kept_steps, min_records=r.params.min_records, min_steps=r.min_steps
+        )
+        jumps.append(run_steps(segments, kept_steps))
+    return jumps
