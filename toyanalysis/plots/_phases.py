@@ -68,7 +68,7 @@ def loss_curves(
         for k, inst in enumerate(chosen)
     ]
     if mark_transitions:
-        elements.append(_transition_marks(ds, chosen, loss, steps, phases))
+        elements.append(_transition_marks(ds, chosen, loss, steps, phases, params))
     finite = loss[np.isfinite(loss) & (loss > 0)]
     ylim = (float(finite.min()) / 1.5, float(finite.max()) * 1.5) if finite.size else (None, None)
     return hv.Overlay(elements).opts(
@@ -90,31 +90,29 @@ def _transition_marks(
     loss: np.ndarray,
     steps: np.ndarray,
     result: xr.Dataset | None,
+    params: PlotParams,
 ) -> Any:
+    """Crosses at each transition of the chosen instances (the flat ``transition`` table)."""
+    from toyanalysis.params import PhaseParams
     from toyanalysis.phase_changes import phases as compute_phases
 
     if result is None:
-        result = compute_phases(ds, instances=chosen)
-    rows: list[tuple[int, float, str, str, str]] = []
+        result = compute_phases(ds, PhaseParams(classify=params.classify), instances=chosen)
+    position = {inst: k for k, inst in enumerate(chosen)}
     step_index = {int(s): k for k, s in enumerate(steps)}
-    for k, inst in enumerate(chosen):
-        if inst not in set(result["instance"].values.tolist()):
+    table = zip(
+        result["transition_instance"].values.tolist(),
+        result["transition_step"].values.tolist(),
+        result["transition_from"].values,
+        result["transition_to"].values,
+    )
+    rows: list[tuple[int, float, str, str, str]] = []
+    for inst, step, old, new in sorted(table, key=lambda row: position.get(row[0], -1)):
+        if inst not in position or step not in step_index:
             continue
-        r = result.sel(instance=inst)
-        for t in range(r.sizes.get("transition", 0)):
-            step = int(r["transition_step"].values[t])
-            if step < 0 or step not in step_index:
-                continue
-            rows.append(
-                (
-                    step,
-                    float(loss[step_index[step], k]),
-                    str(r["transition_from"].values[t]),
-                    str(r["transition_to"].values[t]),
-                    instance_title(ds, inst),
-                )
-            )
-    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
+        loss_at = float(loss[step_index[step], position[inst]])
+        rows.append((step, loss_at, str(old), str(new), instance_title(ds, inst)))
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
     return hv.Scatter(
         tuple(np.asarray(c) for c in columns),
         kdims=["step"],
@@ -239,16 +237,19 @@ def phase_diagram(
     >>> [e.label for e in phase_diagram(ds, feature=1)]
     ['unlearned', 'superposed', 'dedicated']
     """
+    from toyanalysis.params import DiagramParams
     from toyanalysis.phase_changes import phase_diagram as compute_diagram
 
     params = resolve(params, changes)
+    diagram_params = DiagramParams(classify=params.classify)
     if isinstance(ds, xr.Dataset) and ds.attrs.get("analysis") == "phase_diagram":
         return _diagram_element(ds)
     ds = intake(ds)
     shown = frame_steps(ds, steps, params.max_frames)
 
     def build(step: int) -> Any:
-        return _diagram_element(compute_diagram(ds, axes=axes, feature=feature, step=step))
+        result = compute_diagram(ds, diagram_params, axes=axes, feature=feature, step=step)
+        return _diagram_element(result)
 
     if len(shown) == 1:
         return build(int(shown[0]))
