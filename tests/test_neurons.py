@@ -232,3 +232,81 @@ def test_abs_small_preset_has_a_neuron_pair_per_feature(tmp_path):
     result = neurons(ds).isel(step=-1)
     assert (result["label"] == "monosemantic").all()
     assert (result["n_neurons"] == 2).all()
+
+
+# --- the lift, the params, the tables ----------------------------------------------------------
+def _trajectory_store(tmp_path, model="abs"):
+    from toyanalysis import testing
+    from toyanalysis.store import open_store, write_store
+
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((6, 2, 4, 3)).astype(np.float32)
+    ds = testing.as_dataset(W, steps=np.arange(6) * 10, model=model)
+    if model == "abs":
+        ds["W_out"] = (("step", "instance", "feature", "hidden"), np.swapaxes(W, -1, -2))
+    write_store(tmp_path / "run.zarr", ds)
+    return open_store(tmp_path / "run.zarr"), ds
+
+
+def test_neurons_on_a_dask_store_is_lazy_and_computes_to_the_eager_result(tmp_path):
+    lazy_store, eager_store = _trajectory_store(tmp_path)
+    assert lazy_store["W"].chunks is not None
+    lazy = neurons(lazy_store)
+    for name in ("drive", "score", "label", "monosemantic_fraction", "weight", "out_weight"):
+        assert lazy[name].chunks is not None, name  # nothing computed yet
+    eager = neurons(eager_store)
+    xr.testing.assert_allclose(lazy.compute(), eager)
+    assert (lazy["label"].values == eager["label"].values).all()
+    # chunk by chunk: the store's step chunks are kept, hidden and feature whole
+    assert lazy["drive"].chunks[0] == lazy_store["W"].chunks[0]
+    assert lazy["drive"].chunks[2:] == ((4,), (3,))
+
+
+def test_weight_is_the_stores_W_not_a_copy(tmp_path):
+    W = np.random.default_rng(1).standard_normal((1, 2, 3, 4))
+    ds = xr.Dataset({"W": (DIMS, W)}, attrs={"model": "hidden_relu"})
+    before = ds.copy(deep=True)
+    result = neurons(ds)
+    assert np.shares_memory(result["weight"].values, W)
+    xr.testing.assert_identical(ds, before)  # the input is not modified
+
+
+def test_params_whole_or_by_name_and_recorded_in_attrs():
+    from toyanalysis.params import NeuronParams
+
+    ds = as_store(np.array([[[1.0, 0.6, 0.0]]]))
+    params = NeuronParams(mono_threshold=1.7)
+    whole, by_name = neurons(ds, params), neurons(ds, mono_threshold=1.7)
+    xr.testing.assert_identical(whole, by_name)
+    assert NeuronParams.from_json(whole.attrs["params"]) == params
+    assert str(whole["label"].values[0, 0, 0]) == "monosemantic"
+    assert whole.attrs["sign"] == "positive" and whole.attrs["mono_threshold"] == 1.7
+    with pytest.raises(ConfigError, match="has no parameter 'overlap_tol'"):
+        neurons(ds, overlap_tol=0.2)
+
+
+def test_tables_come_from_one_library_call():
+    from toyanalysis.polysemanticity import instance_frame, neuron_frame, neuron_text
+
+    W = np.array([[[1.0, 0.0, 0.0, 0.0], [0.0, 0.9, 0.9, -0.5], [0.0, 0.0, 0.0, 0.0]]])
+    result = neurons(as_store(W, seed=("instance", [4])))
+    frame = neuron_frame(result)
+    assert frame.columns.tolist() == [
+        "step",
+        "instance",
+        "seed",
+        "neuron",
+        "label",
+        "score",
+        "strength",
+        "features",
+        "weights",
+        "monosemantic_fraction",
+    ]
+    assert frame["label"].tolist() == ["monosemantic", "polysemantic", "dead"]
+    assert frame["features"].tolist() == ["0", "1 2", ""]
+    summary = instance_frame(result)
+    assert summary[["n_monosemantic", "n_polysemantic", "n_dead"]].values.tolist() == [[1, 1, 1]]
+    text = neuron_text(result)
+    assert text.startswith("neurons at step 0 (hidden_relu, sign=positive)")
+    assert "per instance" in text and "1,2" in text and "step" not in text.splitlines()[1]

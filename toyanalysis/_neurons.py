@@ -13,8 +13,6 @@ chunk (bounded memory) on a dask-backed store.
 [['monosemantic', 'polysemantic']]
 """
 
-# jaxtyping shape strings such as "*batch hidden feature" are not Python expressions
-# ruff: noqa: F722
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
