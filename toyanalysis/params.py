@@ -2,7 +2,7 @@
 
 Each analysis takes one parameter object, whole: :class:`ClassifyParams`,
 :class:`PhaseParams`, :class:`DiagramParams`, :class:`NeuronParams` and
-:class:`PlotParams`. The object is checked when it is made (a bad value is a
+:class:`PlotParams` (:class:`ReportParams` for the HTML report). The object is checked when it is made (a bad value is a
 one-line :class:`~toyanalysis.errors.ConfigError`), it is the only place its
 defaults are written, it is stored in the result's ``attrs["params"]`` as JSON,
 and :meth:`Params.from_json` reads that back to an equal object, so a result
@@ -40,6 +40,7 @@ __all__ = [
     "Params",
     "PhaseParams",
     "PlotParams",
+    "ReportParams",
 ]
 
 P = TypeVar("P", bound="Params")
@@ -412,3 +413,21 @@ class PlotParams(Params):
         12, int, "At most this many instances per view, evenly spaced.", low=1
     )
     classify: ClassifyParams = nested(ClassifyParams)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportParams(PlotParams):
+    """What the HTML report shows (``toyanalysis.report``): :class:`PlotParams` with smaller budgets.
+
+    Every frame of every view is embedded in the page, so the report shows
+    fewer steps and instances than a live view by default.
+    """
+
+    analysis: ClassVar[str] = "report"
+
+    max_frames: int = option(
+        30, int, "Most steps a view embeds for its slider (fewer for large models).", low=1
+    )
+    max_instances: int = option(
+        10, int, "Most instances shown as panels (evenly spaced over the sweep).", low=1
+    )
