@@ -19,7 +19,7 @@ from toyanalysis._phases._inputs import (
     threshold_attrs,
 )
 from toyanalysis.errors import ConfigError
-from toyanalysis.params import DiagramParams
+from toyanalysis.params import ClassifyParams, DiagramParams
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,15 +71,12 @@ def phase_diagram(
     Instances sharing all axis values are the seeds of one cell.
     ``feature``: the extra feature's label (default: the one feature whose
     importance or density varies across instances on its own, else the
-    last). ``step``: the recorded step to judge (default the last).
-
-    Seeds: when a cell has 3 or more and there is a loss (the mean over the
-    last ``loss_records`` records up to ``step``, or with ``eval_loss=N`` the
-    loss at ``step`` on a fixed batch of N samples), the highest-loss seed is
-    dropped; the label is the majority over the rest, ties going to the label
-    of the lowest-loss seed. Returns a Dataset with dims ``cell``,
-    ``boundary``, ``instance`` (schema in ``docs/phases.md``);
-    :func:`diagram_grid` puts the cells on the sweep grid.
+    last). ``step``: the recorded step to judge (default the last). Seeds:
+    with 3 or more in a cell and a loss (mean of the last ``loss_records``
+    records, or with ``eval_loss=N`` the loss on N fixed samples), the worst
+    is dropped; the label is the majority of the rest, ties going to the
+    lowest-loss seed. Returns a Dataset with dims ``cell``, ``boundary``,
+    ``instance`` (``docs/phases.md``); :func:`diagram_grid` puts it on the grid.
 
     >>> import numpy as np
     >>> from toyanalysis import testing
@@ -104,24 +101,33 @@ def phase_diagram(
     else:
         loss = _final_loss(ds, chosen, params.loss_records, cls)
     result = _diagram(cls, ds, axis_names, _extra_labels(cls, f), loss)
-    stored = params if made_with is None else params.replace(classify=made_with)
-    feature_label = cls["feature"].values[f]
     result.attrs.update(
-        {
-            "analysis": "phase_diagram",
-            "axes": list(axis_names),
-            "feature": json_scalar(feature_label),
-            "feature_rule": how,
-            "step": chosen,
-            "loss_records": params.loss_records,
-            "loss_source": loss_source(loss, params.eval_loss),
-            "has_loss": loss is not None,
-            "seed_rule": SEED_RULE,
-            **threshold_attrs(made_with),
-            "params": stored.to_json(),
-        }
+        _attrs(params, made_with, axis_names, json_scalar(cls["feature"].values[f]), how, chosen)
     )
+    result.attrs.update(has_loss=loss is not None, loss_source=loss_source(loss, params.eval_loss))
     return result
+
+
+def _attrs(
+    params: DiagramParams,
+    made_with: ClassifyParams | None,
+    axis_names: list[str],
+    feature: Any,
+    how: str,
+    step: int,
+) -> dict[str, Any]:
+    stored = params if made_with is None else params.replace(classify=made_with)
+    return {
+        "analysis": "phase_diagram",
+        "axes": list(axis_names),
+        "feature": feature,
+        "feature_rule": how,
+        "step": step,
+        "loss_records": params.loss_records,
+        "seed_rule": SEED_RULE,
+        **threshold_attrs(made_with),
+        "params": stored.to_json(),
+    }
 
 
 def _axes(ds: xr.Dataset, axes: Sequence[str] | None) -> list[str]:
