@@ -1,11 +1,15 @@
 """One self-contained HTML page with the plots that apply to a store.
 
-:func:`write_report` picks the views of :mod:`toyanalysis.plots` that make
-sense for the store (directions only when ``m = 2``, the D* plot only with a
-density sweep, the phase diagram only for importance or density sweeps,
-neuron bars only for a privileged basis, loss curves only with a loss) and
-writes them into one HTML file that needs no server and no network: bokeh's
-JavaScript and CSS are inlined.
+The report's views are a registry, :data:`VIEWS`: a tuple of :class:`View`
+records, each saying when it applies to a store (directions only when
+``m = 2``, the D* plot only with a density sweep, the phase diagram only for
+importance or density sweeps, neuron bars only for a privileged basis, loss
+curves only with a loss), what one frame costs, and which view of
+:mod:`toyanalysis.plots` draws it. :func:`write_report` writes the views that
+apply into one HTML file that needs no server and no network: bokeh's
+JavaScript and CSS are inlined. What it shows is a
+:class:`~toyanalysis.params.ReportParams` (``max_frames``, ``max_instances``
+and the classify thresholds), given whole or by name.
 
 Step sliders work offline too. :func:`to_bokeh` renders a HoloViews object
 with its bokeh backend, then walks through the frames of its ``HoloMap`` (or
@@ -30,22 +34,34 @@ import html
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
+from toyanalysis._labels import model_of
 from toyanalysis.errors import ToyAnalysisError
+from toyanalysis.params import PlotParams, ReportParams
 
-__all__ = ["View", "applicable_views", "report_html", "to_bokeh", "write_report"]
+__all__ = [
+    "VIEWS",
+    "ReportParams",
+    "Section",
+    "View",
+    "applicable_views",
+    "report_html",
+    "to_bokeh",
+    "write_report",
+]
 
 # Bytes of frame data one view may embed; frames are thinned to stay below it.
 VIEW_BUDGET = 12_000_000
 # Panels x frames one view may render (HoloViews takes ~50 ms for each on 2 busy cores).
 PANEL_FRAMES = 160
-MAX_FRAMES = 30
-MAX_INSTANCES = 10
+MAX_FRAMES = ReportParams().max_frames
+MAX_INSTANCES = ReportParams().max_instances
 
 _SLIDER_JS = """
 const i = slider.value;
@@ -64,17 +80,178 @@ for (let t = 0; t < titles.length; t++) {
 """
 
 
+# --------------------------------------------------------------------------- the views
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What every view of one report shares: the store, the params, the instances shown."""
+
+    ds: xr.Dataset
+    params: PlotParams
+    instances: list[Any]
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """Instances shown, features, hidden dimensions."""
+        return len(self.instances), self.ds.sizes["feature"], self.ds.sizes["hidden"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class View:
-    """A section of the report: a name, a heading, a sentence, and the plot it builds."""
+    """A section of the report: when it applies, what a frame costs, and what draws it.
+
+    ``cost(shown)`` is ``(bytes per frame, panels)``, or None for a view that
+    sets its own frames; ``draw(shown, params)`` returns the HoloViews object,
+    with ``params.max_frames`` already cut to the view's budget.
+    """
 
     name: str
     title: str
     text: str
-    build: Callable[[], Any]
+    applies: Callable[[Shown], bool]
+    draw: Callable[[Shown, PlotParams], Any]
+    cost: Callable[[Shown], tuple[int, int]] | None = None
 
 
-# --------------------------------------------------------------------------- which views apply
+def _always(shown: Shown) -> bool:
+    return True
+
+
+def _loss(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.loss_curves(shown.ds, params, instances=shown.instances)
+
+
+def _directions(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.directions(shown.ds, params, instances=shown.instances)
+
+
+def _gram(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.gram(shown.ds, params, instances=shown.instances)
+
+
+def _norms(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.norms(shown.ds, params, instances=shown.instances)
+
+
+def _dimensionality(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.dimensionality(shown.ds, params)
+
+
+def _neurons(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.neuron_bars(shown.ds, params, instances=shown.instances)
+
+
+def _overlap_graph(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    params = params.replace(max_frames=min(params.max_frames, 20))
+    return plots.overlap_graph(shown.ds, params, instance=shown.instances[-1], steps=None)
+
+
+def _phase_diagram(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    return plots.phase_diagram(shown.ds, params, steps="last")
+
+
+def _has_diagram(shown: Shown) -> bool:
+    """A phase diagram applies to sweeps over importance or density of an extra feature."""
+    sweep = list(shown.ds.attrs.get("sweep", []) or [])
+    return any("importance" in s for s in sweep) and 1 <= len(sweep) <= 2
+
+
+VIEWS: tuple[View, ...] = (
+    View(
+        name="loss",
+        title="Loss during training",
+        text="Loss per instance (log axis). A cross marks a change of geometry "
+        "(hover it for the configurations before and after); plateaus end in such drops.",
+        applies=lambda shown: "loss" in shown.ds.data_vars,
+        draw=_loss,
+    ),
+    View(
+        name="directions",
+        title="Feature directions",
+        text="Each feature's column W_i as a vector in the 2-D hidden space, coloured by "
+        "importance. Antipodal pairs, pentagons and dropped features are visible at a glance.",
+        applies=lambda shown: shown.sizes[2] == 2,
+        draw=_directions,
+        cost=lambda shown: (shown.sizes[0] * shown.sizes[1] * 7 * 8 * 2, shown.sizes[0]),
+    ),
+    View(
+        name="gram",
+        title="WᵀW and the bias",
+        text="WᵀW (feature × feature; red positive, blue negative) beside the bias b. "
+        "Off-diagonal entries are interference between features.",
+        applies=_always,
+        draw=_gram,
+        cost=lambda shown: (
+            shown.sizes[0] * (shown.sizes[1] ** 2 + shown.sizes[1]) * 8,
+            2 * shown.sizes[0],
+        ),
+    ),
+    View(
+        name="norms",
+        title="Feature norms and interference",
+        text="‖W_i‖ per feature, most important on top, coloured by interference "
+        "Σ_{j≠i}(Ŵ_i·W_j)² (dark: a dimension of its own; yellow: in superposition). "
+        "The dashed line separates the m most important features.",
+        applies=_always,
+        draw=_norms,
+        cost=lambda shown: (shown.sizes[0] * shown.sizes[1] * 8 * 8, shown.sizes[0]),
+    ),
+    View(
+        name="dimensionality",
+        title="Dimensions per feature against sparsity",
+        text="D* = m/‖W‖_F² per instance (line) and each feature's dimensionality D_i "
+        "(dots) against 1/(1−S). Dashed lines: 1, 3/4, 2/3, 1/2, 2/5, 3/8.",
+        applies=lambda shown: "density" in shown.ds.coords and shown.ds.sizes["instance"] > 1,
+        draw=_dimensionality,
+        cost=lambda shown: (shown.ds.sizes["instance"] * (shown.sizes[1] + 1) * 4 * 8, 1),
+    ),
+    View(
+        name="neurons",
+        title="Neurons (privileged basis)",
+        text="Stacked |W[h, i]| per neuron, one colour per feature, negative weights "
+        "below the axis. One colour: monosemantic; several: polysemantic.",
+        applies=lambda shown: model_of(shown.ds).privileged,
+        draw=_neurons,
+        cost=lambda shown: (
+            shown.sizes[0] * shown.sizes[1] * shown.sizes[2] * 7 * 8,
+            shown.sizes[0],
+        ),
+    ),
+    View(
+        name="overlap_graph",
+        title="Feature-overlap graph",
+        text="Represented features joined where their directions overlap, for the last "
+        "instance shown; each component (a tegum factor) is drawn as its own polytope and "
+        "coloured by configuration. Unlearned features are grey, at the bottom.",
+        applies=_always,
+        draw=_overlap_graph,
+    ),
+    View(
+        name="phase_diagram",
+        title="Phase diagram",
+        text="What the extra feature does in each cell of the sweep, by majority over "
+        "seeds: unlearned, superposed (shares dimensions) or dedicated.",
+        applies=_has_diagram,
+        draw=_phase_diagram,
+    ),
+)
 
 
 def _frames_for(bytes_per_frame: int, panels: int, max_frames: int) -> int:
@@ -84,130 +261,81 @@ def _frames_for(bytes_per_frame: int, panels: int, max_frames: int) -> int:
     return int(max(2, min(max_frames, by_bytes, by_work)))
 
 
+@dataclass(frozen=True)
+class Section:
+    """One view of the registry applied to one store: its name, heading, text and plot."""
+
+    view: View
+    shown: Shown = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.view.name
+
+    @property
+    def title(self) -> str:
+        return self.view.title
+
+    @property
+    def text(self) -> str:
+        return self.view.text
+
+    @property
+    def params(self) -> PlotParams:
+        """The shown params, ``max_frames`` cut to this view's budget."""
+        params = self.shown.params
+        if self.view.cost is None:
+            return params
+        frames = _frames_for(*self.view.cost(self.shown), params.max_frames)
+        return params.replace(max_frames=frames)
+
+    def build(self) -> Any:
+        """The HoloViews object of this section."""
+        return self.view.draw(self.shown, self.params)
+
+
+def resolve(params: PlotParams | None, changes: dict[str, Any]) -> PlotParams:
+    """The report's params: ``params`` (a :class:`ReportParams` by default) with ``changes``."""
+    cls = type(params) if isinstance(params, PlotParams) else ReportParams
+    return cls.resolve(params, changes)
+
+
+def _intake(ds: Any) -> xr.Dataset:
+    from toyanalysis.plots import intake
+
+    return intake(ds)
+
+
 def applicable_views(
-    ds: Any, *, max_frames: int = MAX_FRAMES, max_instances: int = MAX_INSTANCES
-) -> list[View]:
-    """The views of :mod:`toyanalysis.plots` that apply to a store, in reading order.
+    ds: Any,
+    params: PlotParams | None = None,
+    *,
+    views: tuple[View, ...] = VIEWS,
+    **changes: Any,
+) -> list[Section]:
+    """The ``views`` (the registry by default) that apply to a store, in reading order.
+
+    ``params`` (a :class:`ReportParams` by default, or fields by name such as
+    ``max_frames=10``) says how many steps and instances the views show.
 
     >>> import numpy as np
     >>> from toyanalysis import testing
     >>> [v.name for v in applicable_views(testing.as_dataset(testing.polytope("pentagon")))]
     ['directions', 'gram', 'norms', 'overlap_graph']
     """
-    from toyanalysis import plots
-    from toyanalysis.plots._common import intake as plots_intake
-    from toyanalysis.plots._common import pick_instances as plots_pick
+    from toyanalysis.plots import pick_instances
 
-    ds = plots_intake(ds)
-    m, n = ds.sizes["hidden"], ds.sizes["feature"]
-    n_inst = min(ds.sizes["instance"], max_instances)
-    instances = plots_pick(ds, None, max_instances)
-    model = ds.attrs.get("model", "relu_output")
-    sweep = list(ds.attrs.get("sweep", []) or [])
-    views: list[View] = []
-    if "loss" in ds.data_vars:
-        views.append(
-            View(
-                name="loss",
-                title="Loss during training",
-                text="Loss per instance (log axis). A cross marks a change of geometry "
-                "(hover it for the configurations before and after); plateaus end in such drops.",
-                build=lambda: plots.loss_curves(ds, instances=instances),
-            )
-        )
-    if m == 2:
-        frames = _frames_for(n_inst * n * 7 * 8 * 2, n_inst, max_frames)
-        views.append(
-            View(
-                name="directions",
-                title="Feature directions",
-                text="Each feature's column W_i as a vector in the 2-D hidden space, coloured by "
-                "importance. Antipodal pairs, pentagons and dropped features are visible at a glance.",
-                build=lambda frames=frames: plots.directions(
-                    ds, instances=instances, max_frames=frames
-                ),
-            )
-        )
-    frames = _frames_for(n_inst * (n * n + n) * 8, 2 * n_inst, max_frames)
-    views.append(
-        View(
-            name="gram",
-            title="WᵀW and the bias",
-            text="WᵀW (feature × feature; red positive, blue negative) beside the bias b. "
-            "Off-diagonal entries are interference between features.",
-            build=lambda frames=frames: plots.gram(ds, instances=instances, max_frames=frames),
-        )
-    )
-    frames = _frames_for(n_inst * n * 8 * 8, n_inst, max_frames)
-    views.append(
-        View(
-            name="norms",
-            title="Feature norms and interference",
-            text="‖W_i‖ per feature, most important on top, coloured by interference "
-            "Σ_{j≠i}(Ŵ_i·W_j)² (dark: a dimension of its own; yellow: in superposition). "
-            "The dashed line separates the m most important features.",
-            build=lambda frames=frames: plots.norms(ds, instances=instances, max_frames=frames),
-        )
-    )
-    if "density" in ds.coords and ds.sizes["instance"] > 1:
-        frames = _frames_for(ds.sizes["instance"] * (n + 1) * 4 * 8, 1, max_frames)
-        views.append(
-            View(
-                name="dimensionality",
-                title="Dimensions per feature against sparsity",
-                text="D* = m/‖W‖_F² per instance (line) and each feature's dimensionality D_i "
-                "(dots) against 1/(1−S). Dashed lines: 1, 3/4, 2/3, 1/2, 2/5, 3/8.",
-                build=lambda frames=frames: plots.dimensionality(ds, max_frames=frames),
-            )
-        )
-    if model in ("hidden_relu", "abs"):
-        frames = _frames_for(n_inst * n * m * 7 * 8, n_inst, max_frames)
-        views.append(
-            View(
-                name="neurons",
-                title="Neurons (privileged basis)",
-                text="Stacked |W[h, i]| per neuron, one colour per feature, negative weights "
-                "below the axis. One colour: monosemantic; several: polysemantic.",
-                build=lambda frames=frames: plots.neuron_bars(
-                    ds, instances=instances, max_frames=frames
-                ),
-            )
-        )
-    views.append(
-        View(
-            name="overlap_graph",
-            title="Feature-overlap graph",
-            text="Represented features joined where their directions overlap, for the last "
-            "instance shown; each component (a tegum factor) is drawn as its own polytope and "
-            "coloured by configuration. Unlearned features are grey, at the bottom.",
-            build=lambda: plots.overlap_graph(
-                ds, instance=instances[-1], steps=None, max_frames=min(max_frames, 20)
-            ),
-        )
-    )
-    if _diagram_axes(ds, sweep):
-        views.append(
-            View(
-                name="phase_diagram",
-                title="Phase diagram",
-                text="What the extra feature does in each cell of the sweep, by majority over "
-                "seeds: unlearned, superposed (shares dimensions) or dedicated.",
-                build=lambda: plots.phase_diagram(ds, steps="last"),
-            )
-        )
-    return views
-
-
-def _diagram_axes(ds: Any, sweep: list[str]) -> bool:
-    """A phase diagram applies to sweeps over importance or density of an extra feature."""
-    return any("importance" in s for s in sweep) and 1 <= len(sweep) <= 2
+    params = resolve(params, changes)
+    ds = _intake(ds)
+    shown = Shown(ds, params, pick_instances(ds, None, params.max_instances))
+    return [Section(view, shown) for view in views if view.applies(shown)]
 
 
 # --------------------------------------------------------------------------- HoloViews -> bokeh
 
 
 def _snapshot(data: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, np.ndarray):
             out[key] = value.copy()
@@ -257,7 +385,8 @@ def _render(obj: Any) -> _Rendered:
 
 
 def _render_frames(plot: Any) -> _Rendered:
-    from bokeh.models import ColumnDataSource, Title
+    from bokeh.models.annotations import Title
+    from bokeh.models.sources import ColumnDataSource
 
     keys = list(getattr(plot, "keys", None) or [])
     if len(keys) <= 1:
@@ -274,7 +403,26 @@ def _render_frames(plot: Any) -> _Rendered:
             per_source[s].append(_snapshot(dict(source.data)))
         for t, title in enumerate(titles):
             per_title[t].append(str(title.text or ""))
-    moving, source_frames, source_index = [], [], []
+    moving, source_frames, source_index = _moving_sources(sources, per_source)
+    moving_titles = [titles[t] for t, f in enumerate(per_title) if len(set(f)) > 1]
+    title_frames = [f for f in per_title if len(set(f)) > 1]
+    for title, frames in zip(titles, per_title, strict=True):
+        title.text = frames[-1]
+    return _Rendered(
+        plot.state, keys, moving, source_frames, source_index, moving_titles, title_frames
+    )
+
+
+def _moving_sources(
+    sources: list[Any], per_source: list[list[dict[str, Any]]]
+) -> tuple[list[Any], list[list[dict[str, Any]]], list[list[int]]]:
+    """The sources whose data changes over the frames, each frame's distinct data, and indices.
+
+    Each source is left showing the last frame.
+    """
+    moving: list[Any] = []
+    source_frames: list[list[dict[str, Any]]] = []
+    source_index: list[list[int]] = []
     for s, frames in enumerate(per_source):
         unique: list[dict[str, Any]] = []
         index = []
@@ -287,13 +435,7 @@ def _render_frames(plot: Any) -> _Rendered:
             source_frames.append(unique)
             source_index.append(index)
         sources[s].data = frames[-1]
-    moving_titles = [titles[t] for t, f in enumerate(per_title) if len(set(f)) > 1]
-    title_frames = [f for f in per_title if len(set(f)) > 1]
-    for title, frames in zip(titles, per_title, strict=True):
-        title.text = frames[-1]
-    return _Rendered(
-        plot.state, keys, moving, source_frames, source_index, moving_titles, title_frames
-    )
+    return moving, source_frames, source_index
 
 
 def to_bokeh(obj: Any, *, name: str | None = None) -> Any:
@@ -312,7 +454,7 @@ def to_bokeh(obj: Any, *, name: str | None = None) -> Any:
     ('Column', 'Slider')
     """
     import holoviews as hv
-    from bokeh.models import Column, CustomJS, Div, Row, Slider
+    from bokeh.models.layouts import Column, Row
 
     if isinstance(obj, hv.Layout):
         panels = list(obj.values())
@@ -324,13 +466,21 @@ def to_bokeh(obj: Any, *, name: str | None = None) -> Any:
     body = (
         grid[0]
         if len(grid) == 1
-        else Column(*[Row(*grid[k : k + cols]) for k in range(0, len(grid), cols)])
+        else Column(children=[Row(children=grid[k : k + cols]) for k in range(0, len(grid), cols)])
     )
     keyed = [r for r in rendered if len(r.keys) > 1]
-    if not keyed:
-        if name is not None:
-            body.name = name
-        return body
+    model = body if not keyed else Column(children=[_slider(keyed), body])
+    if name is not None:
+        model.name = name
+    return model
+
+
+def _slider(keyed: list[_Rendered]) -> Any:
+    """A slider over the shared steps of ``keyed`` panels, with its label and callback."""
+    from bokeh.models.callbacks import CustomJS
+    from bokeh.models.layouts import Row
+    from bokeh.models.widgets import Div, Slider
+
     keys = keyed[0].keys
     for r in keyed[1:]:
         if r.keys != keys:
@@ -348,26 +498,18 @@ def to_bokeh(obj: Any, *, name: str | None = None) -> Any:
         width=360,
         show_value=False,
     )
-    slider.js_on_change(
-        "value",
-        CustomJS(
-            args={
-                "slider": slider,
-                "label": label,
-                "keys": steps,
-                "sources": [s for r in keyed for s in r.sources],
-                "source_frames": [f for r in keyed for f in r.source_frames],
-                "source_index": [i for r in keyed for i in r.source_index],
-                "titles": [t for r in keyed for t in r.titles],
-                "title_frames": [f for r in keyed for f in r.title_frames],
-            },
-            code=_SLIDER_JS,
-        ),
-    )
-    column = Column(Row(slider, label), body)
-    if name is not None:
-        column.name = name
-    return column
+    args = {
+        "slider": slider,
+        "label": label,
+        "keys": steps,
+        "sources": [s for r in keyed for s in r.sources],
+        "source_frames": [f for r in keyed for f in r.source_frames],
+        "source_index": [i for r in keyed for i in r.source_index],
+        "titles": [t for r in keyed for t in r.titles],
+        "title_frames": [f for r in keyed for f in r.title_frames],
+    }
+    slider.js_on_change("value", CustomJS(args=args, code=_SLIDER_JS))
+    return Row(children=[slider, label])
 
 
 # --------------------------------------------------------------------------- the page
@@ -445,88 +587,92 @@ def _offline_resources() -> Any:
     return OfflineResources(mode="inline")
 
 
-def report_html(
-    ds: Any,
-    *,
-    title: str | None = None,
-    source: str = "dataset",
-    max_frames: int = MAX_FRAMES,
-    max_instances: int = MAX_INSTANCES,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[str, list[str]]:
-    """The report page as a string, and the names of the views it shows."""
-    import holoviews as hv  # noqa: F401  (plots registers the bokeh backend)
+def _sections(
+    sections: list[Section], progress: Callable[[str], None] | None
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Each section rendered to bokeh, or its error (a view that does not apply after all)."""
+    from toyanalysis.plots import PlotError
+
+    models: list[Any] = []
+    rows: list[dict[str, Any]] = []
+    for section in sections:
+        if progress is not None:
+            progress(section.name)
+        row: dict[str, Any] = {"name": section.name, "title": section.title, "text": section.text}
+        try:
+            models.append(to_bokeh(section.build(), name=section.name))
+            row["error"] = None
+        except PlotError as err:
+            row["error"] = str(err)
+        rows.append(row)
+    return models, rows
+
+
+def _page(models: list[Any], rows: list[dict[str, Any]], page_title: str, meta: Any) -> str:
+    from bokeh.core.validation import silence
+    from bokeh.core.validation.warnings import FIXED_SIZING_MODE
     from bokeh.embed import file_html
     from jinja2 import Template
 
-    from toyanalysis import plots
-    from toyanalysis.plots._common import intake as plots_intake
-
-    ds = plots_intake(ds)
-    views = applicable_views(ds, max_frames=max_frames, max_instances=max_instances)
-    models, sections = [], []
-    for view in views:
-        if progress is not None:
-            progress(view.name)
-        try:
-            model = to_bokeh(view.build(), name=view.name)
-        except plots.PlotError as err:
-            sections.append(
-                {"name": view.name, "title": view.title, "text": view.text, "error": str(err)}
-            )
-            continue
-        models.append(model)
-        sections.append({"name": view.name, "title": view.title, "text": view.text, "error": None})
-    page_title = title or f"toyanalysis report: {source}"
-    from bokeh.core.validation import silence
-    from bokeh.core.validation.warnings import FIXED_SIZING_MODE
-
     silence(FIXED_SIZING_MODE, True)  # HoloViews sizes plots by frame, which bokeh flags
     try:
-        text = file_html(
+        return file_html(
             models,
             resources=_offline_resources(),
             title=page_title,
             template=Template(_TEMPLATE),
             template_variables={
                 "page_title": html.escape(page_title),
-                "meta": [(k, html.escape(v)) for k, v in _meta(ds, source)],
-                "sections": sections,
+                "meta": [(k, html.escape(v)) for k, v in meta],
+                "sections": rows,
             },
         )
     finally:
         silence(FIXED_SIZING_MODE, False)
-    return text, [s["name"] for s in sections if s["error"] is None]
+
+
+def report_html(
+    ds: Any,
+    params: PlotParams | None = None,
+    *,
+    title: str | None = None,
+    source: str = "dataset",
+    progress: Callable[[str], None] | None = None,
+    **changes: Any,
+) -> tuple[str, list[str]]:
+    """The report page as a string, and the names of the views it shows.
+
+    ``params``: a :class:`ReportParams` (the default) or its fields by name.
+    """
+    ds = _intake(ds)
+    models, rows = _sections(applicable_views(ds, params, **changes), progress)
+    page_title = title or f"toyanalysis report: {source}"
+    text = _page(models, rows, page_title, _meta(ds, source))
+    return text, [row["name"] for row in rows if row["error"] is None]
 
 
 def write_report(
     store: Any,
     output: str | os.PathLike[str],
+    params: PlotParams | None = None,
     *,
     title: str | None = None,
-    max_frames: int = MAX_FRAMES,
-    max_instances: int = MAX_INSTANCES,
     progress: Callable[[str], None] | None = None,
+    **changes: Any,
 ) -> Path:
     """Write the report of a store (a path or a Dataset) to ``output``; returns the path.
 
-    At most ``max_instances`` instances (evenly spaced) get panels, and each
-    view embeds at most ``max_frames`` steps (fewer for large models, to keep
-    the page small). ``progress`` is called with each view's name.
+    At most ``params.max_instances`` instances (evenly spaced) get panels, and
+    each view embeds at most ``params.max_frames`` steps (fewer for large
+    models, to keep the page small). ``params`` is a :class:`ReportParams`
+    (the default) or its fields by name (``max_frames=10``); ``progress`` is
+    called with each view's name.
     """
-    from toyanalysis.plots._common import intake as plots_intake
-
     source = str(store) if isinstance(store, (str, os.PathLike)) else "dataset"
-    ds = plots_intake(store)
-    output = Path(output)
     text, _ = report_html(
-        ds,
-        title=title,
-        source=source,
-        max_frames=max_frames,
-        max_instances=max_instances,
-        progress=progress,
+        _intake(store), params, title=title, source=source, progress=progress, **changes
     )
+    output = Path(output)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")

@@ -1,21 +1,24 @@
 """``toyanalysis report``: one self-contained HTML page with the plots that apply to a store.
 
-The command calls :func:`toyanalysis.report.write_report`. The page needs no
-server and no network (bokeh is inlined); step sliders work offline.
+The command calls :func:`toyanalysis.report.write_report` with a
+:class:`toyanalysis.params.ReportParams` made from its options. The page
+needs no server and no network (bokeh is inlined); step sliders work offline.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from toyanalysis.params import ReportParams
 from toyanalysis_cli._common import open_checked
+from toyanalysis_cli._params import params_from, params_options
 
-# Same values as toyanalysis.report.MAX_FRAMES / MAX_INSTANCES (kept literal so
-# --help does not import HoloViews; a test checks they agree).
-MAX_FRAMES = 30
-MAX_INSTANCES = 10
+# The report's defaults, read from ReportParams (importing it does not import HoloViews).
+MAX_FRAMES = ReportParams().max_frames
+MAX_INSTANCES = ReportParams().max_instances
 
 
 @click.command("report")
@@ -27,24 +30,9 @@ MAX_INSTANCES = 10
     required=True,
     help="The HTML file to write.",
 )
-@click.option(
-    "--max-frames",
-    type=click.IntRange(min=1),
-    default=MAX_FRAMES,
-    show_default=True,
-    help="Most steps a view embeds for its slider (fewer for large models).",
-)
-@click.option(
-    "--max-instances",
-    type=click.IntRange(min=1),
-    default=MAX_INSTANCES,
-    show_default=True,
-    help="Most instances shown as panels (evenly spaced over the sweep).",
-)
+@params_options(ReportParams)
 @click.option("--title", default=None, help="Page title (default: the store's path).")
-def report(
-    store: Path, output: Path, max_frames: int, max_instances: int, title: str | None
-) -> None:
+def report(store: Path, output: Path, title: str | None, **options: Any) -> None:
     """Write an HTML report of STORE: loss, geometry, dimensionality, neurons, phase diagram.
 
     \b
@@ -53,19 +41,13 @@ def report(
     """
     from toyanalysis.report import write_report
 
+    params = params_from(ReportParams, options)
     open_checked(store)
 
     def progress(name: str) -> None:
         click.echo(f"rendering {name}", err=True)
 
-    path = write_report(
-        store,
-        output,
-        title=title,
-        max_frames=max_frames,
-        max_instances=max_instances,
-        progress=progress,
-    )
+    path = write_report(store, output, params, title=title, progress=progress)
     click.echo(f"wrote {path}", err=True)
 
 

@@ -60,6 +60,8 @@ from toyanalysis.plots._common import (
     PlotError,
     frame_steps,
     instance_title,
+    intake,
+    pick_instances,
 )
 from toyanalysis.plots._dimensionality import REFERENCE_FRACTIONS, dimensionality
 from toyanalysis.plots._graph import overlap_graph
@@ -82,9 +84,11 @@ __all__ = [
     "frame_steps",
     "gram",
     "instance_title",
+    "intake",
     "loss_curves",
     "neuron_bars",
     "norms",
     "overlap_graph",
     "phase_diagram",
+    "pick_instances",
 ]
