@@ -174,14 +174,7 @@ def neurons(
     ds = as_store(ds, "neurons input")
     family = resolve_model(ds, model)
     rule = family.neuron_sign if params.sign == "auto" else params.sign
-    if not family.tied and "W_out" not in ds.data_vars:
-        raise StoreError(
-            f"neurons: model {family.name} needs the output weights W_out "
-            "(step, instance, feature, hidden)"
-        )
-    ds = select_steps(ds, steps, _the_store_has)
-    W = ds["W"].transpose(*FULL)
-    W_out = None if family.tied else ds["W_out"].transpose("step", "instance", "feature", "hidden")
+    ds, W, W_out = _weights(ds, family, steps)
     kernel_params = {
         "dead_threshold": params.dead_threshold,
         "mono_threshold": params.mono_threshold,
@@ -190,6 +183,21 @@ def neurons(
     }
     outputs = lift(W, W_out, kernel_params)
     return _assemble(ds, W, W_out, outputs, params, family, str(rule))
+
+
+def _weights(
+    ds: xr.Dataset, family: ModelFamily, steps: Any
+) -> tuple[xr.Dataset, xr.DataArray, xr.DataArray | None]:
+    """The selected steps, and the weights the kernel reads: ``W`` and, if untied, ``W_out``."""
+    if not family.tied and "W_out" not in ds.data_vars:
+        raise StoreError(
+            f"neurons: model {family.name} needs the output weights W_out "
+            "(step, instance, feature, hidden)"
+        )
+    ds = select_steps(ds, steps, _the_store_has)
+    W = ds["W"].transpose(*FULL)
+    W_out = None if family.tied else ds["W_out"].transpose("step", "instance", "feature", "hidden")
+    return ds, W, W_out
 
 
 def _assemble(
