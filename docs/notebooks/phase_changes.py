@@ -32,6 +32,7 @@ import holoviews as hv
 
 import toyanalysis as ta
 from toyanalysis import plots
+from toyanalysis.phase_changes import for_instance
 
 hv.extension("bokeh")
 workdir = Path(tempfile.mkdtemp())
@@ -47,10 +48,8 @@ dynamics = ta.train(
     ta.preset("dynamics").override(steps=3000, record="every:25"), workdir / "dynamics.zarr"
 )
 result = ta.phases(dynamics)
-for k in range(result.sizes["instance"]):
-    r = result.isel(instance=k)
-    n = int(r["n_phases"])
-    print(f"instance {k}: " + " → ".join(str(s) for s in r["phase_summary"].values[:n]))
+for k in result["instance"].values:  # one row per phase, of every instance
+    print(f"instance {k}: " + " → ".join(for_instance(result, k)["phase_summary"].values))
 
 # %% [markdown]
 # Loss per instance; crosses mark the changes of geometry (hover them):
