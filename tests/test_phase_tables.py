@@ -275,3 +275,17 @@ def test_commands_print_what_the_library_gives(stores):
     assert no_axes.exit_code == 1 and "(--axis NAME)" in no_axes.output
     bad = cli("phases", path, "--fraction-tol", "0.7")
     assert bad.exit_code == 2 and "fraction_tol" in bad.output and "--fraction-tol" in bad.output
+
+
+def test_jump_fractions_follow_the_shapes_the_classification_matched():
+    from toyanalysis.geometry import BUILTIN_SHAPES
+
+    ds = two_instances()
+    default = phases(ds, loss_window=3)
+    assert "2/3" in default.attrs["fractions"]
+    assert np.isclose(default["jump_to"].values, 2 / 3).any()
+    no_triangle = classify(ds, shapes=BUILTIN_SHAPES.without("triangle"))
+    result = phases(ds, classification=no_triangle, loss_window=3)
+    assert "2/3" not in result.attrs["fractions"] and "1/2" in result.attrs["fractions"]
+    assert not np.isclose(result["jump_to"].values, 2 / 3).any()
+    assert result.sizes["jump"] > 0  # the dropped feature still jumps 1/2 -> 0

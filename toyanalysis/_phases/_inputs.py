@@ -20,6 +20,7 @@ __all__ = [
     "evaluated_loss",
     "intake",
     "loss_source",
+    "shapes_of",
     "store_loss",
     "threshold_attrs",
 ]
@@ -56,6 +57,19 @@ def classify_params_of(cls: xr.Dataset) -> ClassifyParams | None:
     try:
         return ClassifyParams(**legacy)
     except (ConfigError, TypeError):
+        return None
+
+
+def shapes_of(cls: xr.Dataset) -> Any:
+    """The shape templates a classification was matched against (None: unknown, the built-ins)."""
+    text = cls.attrs.get("shapes")
+    if not isinstance(text, str):
+        return None
+    from toyanalysis.geometry import ShapeRegistry
+
+    try:
+        return ShapeRegistry.from_json(text)
+    except ConfigError:
         return None
 
 

@@ -239,11 +239,16 @@ def fraction_text(value: float) -> str:
     return str(Fraction(float(value)).limit_denominator(64))
 
 
-def fractions() -> Float[np.ndarray, " fraction"]:
-    """The dimensionality fractions ``d/k`` of the registered configurations, and 0, sorted."""
+def fractions(shapes: Any = None) -> Float[np.ndarray, " fraction"]:
+    """The dimensionality fractions ``d/k`` of the configurations of ``shapes`` (a
+    :class:`~toyanalysis.geometry.ShapeRegistry`; default the built-in ones), and 0, sorted.
+
+    >>> [fraction_text(f) for f in fractions()][:4]
+    ['0', '1/4', '2/7', '1/3']
+    """
     from toyanalysis.geometry import configurations
 
-    values = {Fraction(c.n_dims, c.n_features) for c in configurations()} | {Fraction(0)}
+    values = {Fraction(c.n_dims, c.n_features) for c in configurations(shapes)} | {Fraction(0)}
     return np.array(sorted(float(v) for v in values))
 
 

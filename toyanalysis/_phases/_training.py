@@ -13,6 +13,7 @@ from toyanalysis._phases._inputs import (
     evaluated_loss,
     intake,
     loss_source,
+    shapes_of,
     store_loss,
     threshold_attrs,
 )
@@ -45,11 +46,13 @@ class Resolved:
     fractions: np.ndarray
 
     @classmethod
-    def of(cls, params: PhaseParams, steps: np.ndarray) -> Resolved:
+    def of(cls, params: PhaseParams, steps: np.ndarray, shapes: Any = None) -> Resolved:
+        """``min_steps`` and ``loss_window`` for these steps; the fractions of ``shapes``."""
         span = int(steps[-1] - steps[0]) if len(steps) else 0
         min_steps = params.min_steps if params.min_steps is not None else span // 100
         window = params.loss_window if params.loss_window is not None else max(2, len(steps) // 50)
-        return cls(params=params, min_steps=min_steps, window=window, fractions=fractions())
+        table = fractions(shapes)
+        return cls(params=params, min_steps=min_steps, window=window, fractions=table)
 
 
 def phases(
@@ -87,7 +90,7 @@ def phases(
     )
     cls = cls.transpose("step", "instance", "feature", ...)
     step_values = np.asarray(cls["step"].values, dtype=np.int64)
-    r = Resolved.of(params, step_values)
+    r = Resolved.of(params, step_values, shapes_of(cls))
     if params.eval_loss is not None:
         loss: np.ndarray | None = evaluated_loss(ds, cls, params.eval_loss)
     else:
