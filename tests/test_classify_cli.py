@@ -192,8 +192,16 @@ def test_thresholds_reach_the_library(cli, store):
 
 
 def test_cli_defaults_are_the_library_defaults():
-    assert analysis.NORM_THRESHOLD == geometry.DEFAULT_NORM_THRESHOLD
-    assert analysis.OVERLAP_TOL == geometry.DEFAULT_OVERLAP_TOL
+    from toyanalysis.params import ClassifyParams
+
+    shown = {p.name: getattr(p, "show_default", None) for p in analysis.classify.params}
+    defaults = ClassifyParams()
+    assert shown["norm_threshold"] == str(geometry.DEFAULT_NORM_THRESHOLD)
+    assert shown["overlap_tol"] == str(geometry.DEFAULT_OVERLAP_TOL)
+    assert geometry.DEFAULT_NORM_THRESHOLD == defaults.norm_threshold
+    assert geometry.DEFAULT_OVERLAP_TOL == defaults.overlap_tol
+    for name in ("rank_tol", "min_fit"):  # every parameter is reachable from the command
+        assert shown[name] == str(getattr(defaults, name))
 
 
 def test_nan_weights_are_labelled_and_the_exit_status_says_so(cli, tmp_path):

@@ -12,15 +12,15 @@ import pytest
 from toyanalysis import geometry, testing
 from toyanalysis.errors import ConfigError, StoreError
 from toyanalysis.geometry import (
+    BUILTIN_SHAPES,
     classify,
     configurations,
     iter_classify,
     overlap_graph,
-    register_configuration,
     to_frame,
     to_records,
-    unregister_configuration,
 )
+from toyanalysis.geometry._components import components_batched, components_reference
 from toyanalysis.superposition import feature_dimensionality, gram
 
 SHAPES = [
@@ -45,6 +45,22 @@ def kinds(result) -> list[str]:
 
 def summary(result) -> str:
     return str(result["summary"].values.reshape(-1)[0])
+
+
+def used(result, name) -> list:
+    """A single-checkpoint result's ``name`` over the configuration slots in use.
+
+    The ``config`` axis has one slot per feature; the slots past the
+    checkpoint's components are padding (``""``, 0, 0, NaN).
+    """
+    values = result[name].values.reshape(-1)
+    sizes = result["config_n_features"].values.reshape(-1)
+    pad = {"config_kind": "", "config_n_features": 0, "config_n_dims": 0}
+    if name in pad:
+        assert (values[sizes == 0] == pad[name]).all(), name
+    else:
+        assert np.isnan(values[sizes == 0]).all(), name
+    return values[sizes > 0].tolist()
 
 
 def disguise(W, seed, *, m=None, noise=0.0, scale=(1.0, 1.0)):
@@ -97,7 +113,7 @@ def test_two_orthogonal_digons_are_not_a_square_and_octahedron_is_three_digons()
     square, _ = disguise(testing.polytope("square"), 5, m=4, noise=0.02)
     result = classify(square)
     assert summary(result) == "2 digon"
-    assert result["config_n_dims"].values.reshape(-1).tolist() == [1, 1]
+    assert used(result, "config_n_dims") == [1, 1]
     octahedron, _ = disguise(testing.polytope("octahedron"), 6, m=6, noise=0.02)
     result = classify(octahedron)
     assert summary(result) == "3 digon"
@@ -157,7 +173,7 @@ def test_parallel_features_are_not_a_digon():
     W = np.array([[1.0, 0.9]])
     result = classify(W)
     assert summary(result) == "other(2 in 1)"
-    assert result["config_kind"].values.reshape(-1).tolist() == ["other"]
+    assert used(result, "config_kind") == ["other"]
 
 
 def test_other_reports_k_and_d():
@@ -166,8 +182,8 @@ def test_other_reports_k_and_d():
     W /= np.linalg.norm(W, axis=0)
     result = classify(W)
     assert summary(result) == "other(6 in 3)"
-    assert result["config_n_features"].values.reshape(-1).tolist() == [6]
-    assert result["config_n_dims"].values.reshape(-1).tolist() == [3]
+    assert used(result, "config_n_features") == [6]
+    assert used(result, "config_n_dims") == [3]
     assert np.isnan(result["config_fit"].values.reshape(-1)[0])
     assert set(kinds(result)) == {"other"}
 
@@ -265,9 +281,9 @@ def test_fast_components_match_networkx():
         adjacency = rng.random((40, n, n)) < rng.uniform(0, 0.3, size=(40, 1, 1))
         adjacency = adjacency | adjacency.transpose(0, 2, 1)
         represented = rng.random((40, n)) < 0.8
-        fast = geometry._components_batched(adjacency, represented)
+        fast = components_batched(adjacency, represented)
         for p in range(40):
-            slow = geometry._components_reference(adjacency[p], represented[p])
+            slow = components_reference(adjacency[p], represented[p])
             np.testing.assert_array_equal(fast[p], slow)
 
 
@@ -339,30 +355,43 @@ def test_every_template_is_one_component_at_reasonable_tolerances(tol):
 
 def test_registry_rejects_duplicates_reserved_names_and_tegum_products():
     with pytest.raises(ConfigError, match="already registered"):
-        register_configuration("pentagon", testing.polytope("pentagon"))
+        BUILTIN_SHAPES.with_shape("pentagon", testing.polytope("pentagon"))
     with pytest.raises(ConfigError, match="reserved"):
-        register_configuration("other", testing.polytope("triangle"))
+        BUILTIN_SHAPES.with_shape("other", testing.polytope("triangle"))
     with pytest.raises(ConfigError, match="tegum product"):
-        register_configuration("square", testing.polytope("square"))
+        BUILTIN_SHAPES.with_shape("square", testing.polytope("square"))
     with pytest.raises(ConfigError, match="same as 'triangle'"):
-        register_configuration("trigon", testing.rotate(testing.polytope("triangle"), 1))
+        BUILTIN_SHAPES.with_shape("trigon", testing.rotate(testing.polytope("triangle"), 1))
     with pytest.raises(ConfigError, match="zero"):
-        register_configuration("broken", [[1.0, 0.0]])
+        BUILTIN_SHAPES.with_shape("broken", [[1.0, 0.0]])
 
 
 def test_a_registered_configuration_is_matched_then_removed():
     cube = np.array([[x, y, z] for x in (1, -1) for y in (1, -1) for z in (1, -1)], float).T
-    register_configuration("cube", cube, description="8 in 3, corners of a cube")
-    try:
-        W, _ = disguise(cube, 3, m=5, noise=0.02)
-        assert summary(classify(W)) == "cube"
-        antiprism, _ = disguise(testing.polytope("square_antiprism"), 4, m=5, noise=0.02)
-        assert summary(classify(antiprism)) == "square_antiprism"
-    finally:
-        unregister_configuration("cube")
+    shapes = BUILTIN_SHAPES.with_shape("cube", cube, description="8 in 3, corners of a cube")
+    W, _ = disguise(cube, 3, m=5, noise=0.02)
+    assert summary(classify(W, shapes=shapes)) == "cube"
+    antiprism, _ = disguise(testing.polytope("square_antiprism"), 4, m=5, noise=0.02)
+    assert summary(classify(antiprism, shapes=shapes)) == "square_antiprism"
+    assert summary(classify(W)) != "cube"  # the default registry never learnt the cube
+    removed = shapes.without("cube")
+    assert "cube" not in [c.name for c in configurations(removed)]
     assert "cube" not in [c.name for c in configurations()]
+    assert removed == BUILTIN_SHAPES
     with pytest.raises(ConfigError, match="no configuration"):
-        unregister_configuration("cube")
+        removed.without("cube")
+
+
+def test_the_result_says_which_shapes_it_was_matched_against():
+    cube = np.array([[x, y, z] for x in (1, -1) for y in (1, -1) for z in (1, -1)], float).T
+    shapes = BUILTIN_SHAPES.with_shape("cube", cube, description="corners of a cube")
+    result = classify(cube, shapes=shapes)
+    saved = geometry.ShapeRegistry.from_json(result.attrs["shapes"])
+    assert saved == shapes
+    assert saved["cube"].description == "corners of a cube"
+    assert result.attrs["configurations"] == list(shapes.names)
+    with pytest.raises(ConfigError, match="ShapeRegistry"):
+        classify(cube, shapes=["cube"])
 
 
 # --------------------------------------------------------------------------- the Dataset
@@ -396,7 +425,8 @@ def store_like(steps=3, instances=2):
 def test_result_dataset_layout():
     ds = store_like()
     result = classify(ds)
-    assert dict(result.sizes) == {"step": 3, "instance": 2, "feature": 6, "config": 2}
+    # one configuration slot per feature (at most that many components), padded
+    assert dict(result.sizes) == {"step": 3, "instance": 2, "feature": 6, "config": 6}
     sif = ("step", "instance", "feature")
     for name in ("kind", "component", "norm", "dimensionality", "interference"):
         assert result[name].dims == sif, name
@@ -414,9 +444,9 @@ def test_result_dataset_layout():
     assert result["summary"].values[:, 0].tolist() == ["1 pentagon + 1 unlearned"] * 3
     assert result["summary"].values[:, 1].tolist() == ["2 digon + 2 unlearned"] * 3
     # padding of the config axis
-    assert result["config_kind"].values[0, 0].tolist() == ["pentagon", ""]
-    assert result["config_n_features"].values[0, 0].tolist() == [5, 0]
-    assert np.isnan(result["config_fit"].values[0, 0, 1])
+    assert result["config_kind"].values[0, 0].tolist() == ["pentagon"] + [""] * 5
+    assert result["config_n_features"].values[0, 0].tolist() == [5] + [0] * 5
+    assert np.isnan(result["config_fit"].values[0, 0, 1:]).all()
     assert result["component"].values[0, 0].tolist() == [0, 0, 0, 0, 0, -1]
 
 

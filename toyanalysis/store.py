@@ -215,12 +215,30 @@ def write_store(path: str | os.PathLike[str], ds: xr.Dataset, *, overwrite: bool
 
 
 def save_analysis(path: str | os.PathLike[str], result: xr.Dataset, name: str) -> str:
-    """Write an analysis result into the store's group ``analysis/<name>``, replacing any old one."""
+    """Write an analysis result into the store's group ``analysis/<name>``, replacing any old one.
+
+    A dim the store's root also has, with other labels (a classification of
+    the last step only: ``step`` of size 1), is saved under the name
+    ``<name>_<dim>``, so ``xr.open_datatree(store, engine="zarr")`` still
+    opens the whole store; :func:`open_analysis` renames it back.
+    """
     path = Path(path)
     if not _is_store(path):
         raise StoreError(f"{path}: not a Zarr store")
     group = f"{ANALYSIS}/{name}"
-    out = result.copy()
+    root = xr.open_zarr(path, consolidated=False)
+    renamed = {}
+    for dim in map(str, result.dims):
+        if dim not in root.dims:
+            continue
+        same = root.sizes[dim] == result.sizes[dim]
+        if same and dim in root.indexes and dim in result.indexes:
+            same = root.indexes[dim].equals(result.indexes[dim])
+        if not same:
+            renamed[dim] = f"{name}_{dim}"
+    out = result.rename(renamed)
+    if renamed:
+        out.attrs = {**result.attrs, "renamed_dims": json.dumps(renamed)}
     for var in list(out.variables):
         if (
             out[var].dtype.kind == "U"
@@ -231,11 +249,13 @@ def save_analysis(path: str | os.PathLike[str], result: xr.Dataset, name: str) -
 
 
 def open_analysis(path: str | os.PathLike[str], name: str) -> xr.Dataset:
-    """Read back a result saved with :func:`save_analysis`."""
+    """Read back a result saved with :func:`save_analysis` (dims under their own names)."""
     path = Path(path)
     if not (path / ANALYSIS / name / "zarr.json").is_file():
         raise StoreError(f"{path}: no saved analysis {name!r}")
-    return xr.open_zarr(path, group=f"{ANALYSIS}/{name}", consolidated=False)
+    ds = xr.open_zarr(path, group=f"{ANALYSIS}/{name}", consolidated=False)
+    renamed = json.loads(ds.attrs.pop("renamed_dims", "{}"))
+    return ds.rename({saved: dim for dim, saved in renamed.items()})
 
 
 # --- the trainer's writer ------------------------------------------------------------

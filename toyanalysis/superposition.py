@@ -34,23 +34,30 @@ array([0.5, 0.5, 0. ])
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
+from jaxtyping import Float
 
+from toyanalysis._checks import shape_checked
 from toyanalysis.errors import ToyAnalysisError
 
 if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "all_measures",
     "dimensions_per_feature",
     "feature_dimensionality",
     "feature_norms",
     "gram",
     "interference",
+    "matmul_tn",
     "measures",
     "overlap",
+    "unit_directions",
 ]
 
 # Above this many features a Python loop over 2-D matmuls beats NumPy's batched
@@ -73,7 +80,22 @@ def _as_weights(W: np.ndarray) -> np.ndarray:
     return W
 
 
-def _matmul_tn(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _kernel(fn: F) -> F:
+    """``fn`` with its weights made an array first (a one-line MeasureError when they
+    are not ``(..., hidden, feature)``), then shape-checked under the tests."""
+    checked = shape_checked(fn)
+
+    @functools.wraps(fn)
+    def run(W: Any, *args: Any, **kwargs: Any) -> Any:
+        return checked(_as_weights(W), *args, **kwargs)
+
+    return cast(F, run)
+
+
+def matmul_tn(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``Aᵀ B`` over the last two axes, for stacks of matrices."""
     At = np.swapaxes(A, -1, -2)
     if A.shape[-1] < _LOOP_MATMUL_FROM or A.ndim == 2:
@@ -87,7 +109,10 @@ def _matmul_tn(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return out
 
 
-def feature_norms(W: np.ndarray) -> np.ndarray:
+@_kernel
+def feature_norms(
+    W: Float[np.ndarray, "*batch hidden feature"],
+) -> Float[np.ndarray, "*batch feature"]:
     """``‖W_i‖`` for each feature: ``(..., hidden, feature) -> (..., feature)``.
 
     >>> feature_norms(np.array([[3.0, 0.0], [4.0, 0.5]]))
@@ -97,7 +122,11 @@ def feature_norms(W: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("...hf,...hf->...f", W, W))
 
 
-def unit_directions(W: np.ndarray, norms: np.ndarray | None = None) -> np.ndarray:
+@_kernel
+def unit_directions(
+    W: Float[np.ndarray, "*batch hidden feature"],
+    norms: Float[np.ndarray, "*batch feature"] | None = None,
+) -> Float[np.ndarray, "*batch hidden feature"]:
     """``Ŵ``: each column divided by its norm; zero columns stay zero."""
     W = _as_weights(W)
     if norms is None:
@@ -106,7 +135,10 @@ def unit_directions(W: np.ndarray, norms: np.ndarray | None = None) -> np.ndarra
     return W / safe[..., None, :]
 
 
-def gram(W: np.ndarray) -> np.ndarray:
+@_kernel
+def gram(
+    W: Float[np.ndarray, "*batch hidden feature"],
+) -> Float[np.ndarray, "*batch feature feature"]:
     """Overlaps of the unit feature directions, ``Ŵᵀ Ŵ``: ``(..., feature, feature)``.
 
     Entry ``(i, j)`` is the cosine between features ``i`` and ``j``; the
@@ -118,7 +150,7 @@ def gram(W: np.ndarray) -> np.ndarray:
            [ 0.,  0.,  0.]])
     """
     U = unit_directions(W)
-    return _matmul_tn(U, U)
+    return matmul_tn(U, U)
 
 
 def _gram_parts(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -140,7 +172,10 @@ def _dimensionality(norms: np.ndarray, total: np.ndarray) -> np.ndarray:
     return np.where((norms > 0) & (total > 0), d, 0)
 
 
-def interference(W: np.ndarray) -> np.ndarray:
+@_kernel
+def interference(
+    W: Float[np.ndarray, "*batch hidden feature"],
+) -> Float[np.ndarray, "*batch feature"]:
     """``Σ_{j≠i} (Ŵ_i · W_j)²`` for each feature: ``(..., feature)``; 0 for zero features.
 
     >>> interference(np.array([[1.0, 0.5], [0.0, 0.5]]))
@@ -150,7 +185,10 @@ def interference(W: np.ndarray) -> np.ndarray:
     return _interference(norms, total)
 
 
-def feature_dimensionality(W: np.ndarray) -> np.ndarray:
+@_kernel
+def feature_dimensionality(
+    W: Float[np.ndarray, "*batch hidden feature"],
+) -> Float[np.ndarray, "*batch feature"]:
     """``D_i = ‖W_i‖² / Σ_j (Ŵ_i · W_j)²`` for each feature: ``(..., feature)``.
 
     1 for a feature with a dimension of its own, ``d/k`` for ``k`` features
@@ -164,7 +202,10 @@ def feature_dimensionality(W: np.ndarray) -> np.ndarray:
     return _dimensionality(norms, total)
 
 
-def dimensions_per_feature(W: np.ndarray) -> np.ndarray:
+@_kernel
+def dimensions_per_feature(
+    W: Float[np.ndarray, "*batch hidden feature"],
+) -> Float[np.ndarray, "*batch"] | np.floating:
     """``D* = m / ‖W‖_F²``: ``(..., hidden, feature) -> (...)``; ``inf`` when ``W = 0``.
 
     >>> float(dimensions_per_feature(np.eye(2, 4)))
@@ -176,7 +217,15 @@ def dimensions_per_feature(W: np.ndarray) -> np.ndarray:
         return W.shape[-2] / frob
 
 
-def _all_measures(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+@_kernel
+def all_measures(
+    W: Float[np.ndarray, "*batch hidden feature"],
+) -> tuple[
+    Float[np.ndarray, "*batch feature"],
+    Float[np.ndarray, "*batch feature"],
+    Float[np.ndarray, "*batch feature"],
+    Float[np.ndarray, "*batch"] | np.floating,
+]:
     """norm, interference, dimensionality ``(..., feature)`` and D* ``(...)``."""
     norms, _, total = _gram_parts(W)
     return (
@@ -195,7 +244,9 @@ def _weights(ds: xr.Dataset | xr.DataArray) -> xr.DataArray:
 
     W = ds["W"] if isinstance(ds, xr.Dataset) else ds
     if isinstance(ds, xr.Dataset) and "W" not in ds:
-        raise MeasureError(f"dataset has no variable 'W' (variables: {sorted(ds.data_vars)})")
+        raise MeasureError(
+            f"dataset has no variable 'W' (variables: {sorted(map(str, ds.data_vars))})"
+        )
     missing = {"hidden", "feature"} - set(W.dims)
     if missing:
         raise MeasureError(f"W needs dims 'hidden' and 'feature', got dims {W.dims}")
@@ -213,7 +264,10 @@ def _bounded_chunks(W: xr.DataArray) -> xr.DataArray:
     others = int(np.prod([W.sizes[d] for d in W.dims if d not in ("step", "hidden", "feature")]))
     per_step = max(1, others) * n * n * 8
     steps = max(1, _CHUNK_BYTES // per_step)
-    current = max(W.chunks[W.get_axis_num("step")])
+    chunks = W.chunks
+    if chunks is None:
+        return W
+    current = max(chunks[W.get_axis_num("step")])
     return W.chunk({"step": steps}) if current > steps else W
 
 
@@ -235,7 +289,7 @@ def measures(ds: xr.Dataset | xr.DataArray) -> xr.Dataset:
 
     W = _weights(ds)
     out = xr.apply_ufunc(
-        _all_measures,
+        all_measures,
         W,
         input_core_dims=[["hidden", "feature"]],
         output_core_dims=[["feature"], ["feature"], ["feature"], []],

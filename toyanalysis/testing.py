@@ -213,6 +213,43 @@ def rescale(
     return W * factors
 
 
+def _per_feature(value: Any, name: str, n_inst: int, n: int) -> np.ndarray:
+    """A number, ``(feature,)`` or ``(instance, feature)`` values as an ``(instance, feature)`` array."""
+    array = (
+        np.broadcast_to(np.asarray(value, dtype=np.float64), (n_inst, n))
+        if np.ndim(value) < 2
+        else np.asarray(value, dtype=np.float64)
+    )
+    if array.shape != (n_inst, n):
+        raise ConfigError(f"{name} has shape {array.shape}, expected ({n_inst}, {n})")
+    return np.array(array)
+
+
+def _instance_labels(
+    seed: Any, sweep: dict[str, Any] | None, n_inst: int
+) -> dict[str, tuple[str, np.ndarray]]:
+    """The per-instance coordinates: ``seed`` and the sweep labels."""
+    coords: dict[str, tuple[str, np.ndarray]] = {}
+    if seed is not None:
+        seeds = np.broadcast_to(np.asarray(seed, dtype=np.int64), (n_inst,)).copy()
+        coords["seed"] = ("instance", seeds)
+    for name, values in (sweep or {}).items():
+        values = np.asarray(values)
+        if values.shape != (n_inst,):
+            raise ConfigError(
+                f"sweep label {name!r} has shape {values.shape}, expected ({n_inst},)"
+            )
+        coords[name] = ("instance", values)
+    return coords
+
+
+def _weights4(W: Any) -> np.ndarray:
+    W = np.asarray(W, dtype=np.float32)
+    if W.ndim < 2 or W.ndim > 4:
+        raise ConfigError(f"W must have 2 to 4 dims, got shape {W.shape}")
+    return W.reshape((1,) * (4 - W.ndim) + W.shape)
+
+
 def as_dataset(
     W: Any,
     *,
@@ -239,54 +276,28 @@ def as_dataset(
     """
     import xarray as xr
 
-    W = np.asarray(W, dtype=np.float32)
-    if W.ndim < 2 or W.ndim > 4:
-        raise ConfigError(f"W must have 2 to 4 dims, got shape {W.shape}")
-    W = W.reshape((1,) * (4 - W.ndim) + W.shape)
+    W = _weights4(W)
     S, n_inst, m, n = W.shape
     step = np.arange(S, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64)
     if step.shape != (S,):
         raise ConfigError(f"steps has shape {step.shape}, W has {S} steps")
-
-    def per_feature(value: Any, name: str) -> np.ndarray:
-        array = (
-            np.broadcast_to(np.asarray(value, dtype=np.float64), (n_inst, n))
-            if np.ndim(value) < 2
-            else np.asarray(value, dtype=np.float64)
-        )
-        if array.shape != (n_inst, n):
-            raise ConfigError(f"{name} has shape {array.shape}, expected ({n_inst}, {n})")
-        return np.array(array)
-
+    if_ = ("instance", "feature")
     coords: dict[str, Any] = {
         "step": step,
         "instance": np.arange(n_inst, dtype=np.int64),
         "hidden": np.arange(m, dtype=np.int64),
         "feature": np.arange(n, dtype=np.int64),
         "importance": (
-            ("instance", "feature"),
-            per_feature(1.0 if importance is None else importance, "importance"),
+            if_,
+            _per_feature(1.0 if importance is None else importance, "importance", n_inst, n),
         ),
     }
     if density is not None:
-        coords["density"] = (("instance", "feature"), per_feature(density, "density"))
-    if seed is not None:
-        coords["seed"] = (
-            "instance",
-            np.broadcast_to(np.asarray(seed, dtype=np.int64), (n_inst,)).copy(),
-        )
-    for name, values in (sweep or {}).items():
-        values = np.asarray(values)
-        if values.shape != (n_inst,):
-            raise ConfigError(
-                f"sweep label {name!r} has shape {values.shape}, expected ({n_inst},)"
-            )
-        coords[name] = ("instance", values)
+        coords["density"] = (if_, _per_feature(density, "density", n_inst, n))
+    coords.update(_instance_labels(seed, sweep, n_inst))
     data: dict[str, Any] = {"W": (("step", "instance", "hidden", "feature"), W)}
     if loss is not None:
         data["loss"] = (("step", "instance"), np.asarray(loss, dtype=np.float32).reshape(S, n_inst))
     return xr.Dataset(
-        data,
-        coords=coords,
-        attrs={"model": model, "sweep": list((sweep or {}).keys())},
+        data, coords=coords, attrs={"model": model, "sweep": list((sweep or {}).keys())}
     )

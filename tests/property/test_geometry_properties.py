@@ -6,8 +6,9 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toyanalysis import geometry, testing
+from toyanalysis import testing
 from toyanalysis.geometry import classify
+from toyanalysis.geometry._components import components_batched, components_reference, unique_rows
 from toyanalysis.superposition import feature_dimensionality, feature_norms, gram, interference
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,11 +107,9 @@ def test_fast_components_equal_networkx_components(n, density, seed):
     adjacency = rng.random((5, n, n)) < density
     adjacency |= adjacency.transpose(0, 2, 1)
     represented = rng.random((5, n)) < 0.85
-    fast = geometry._components_batched(adjacency, represented)
+    fast = components_batched(adjacency, represented)
     for p in range(5):
-        np.testing.assert_array_equal(
-            fast[p], geometry._components_reference(adjacency[p], represented[p])
-        )
+        np.testing.assert_array_equal(fast[p], components_reference(adjacency[p], represented[p]))
 
 
 @SETTINGS
@@ -118,6 +117,6 @@ def test_fast_components_equal_networkx_components(n, density, seed):
 def test_unique_rows_is_exact(rows):
     width = 6
     array = np.array([list(r.ljust(width, b"\0")) for r in rows], dtype=np.uint8)
-    first, inverse = geometry._unique_rows(array)
+    first, inverse = unique_rows(array)
     np.testing.assert_array_equal(array[first][inverse], array)
     assert len({bytes(r) for r in array}) == len(first)

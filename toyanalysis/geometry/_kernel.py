@@ -1,0 +1,328 @@
+"""The classification kernel: one stack of weight matrices in, fixed-size labels out.
+
+:func:`classify_kernel` takes ``W`` shaped ``(..., hidden, feature)`` and returns,
+per checkpoint, the kind and component of each feature, the kind, size, rank
+and fit of each configuration (``config`` axis of length ``feature``: a
+checkpoint has at most that many components; unused slots are padded with
+``""``, 0, 0, NaN) and the one-line summary. Its outputs have sizes fixed by the
+input's, so :func:`xarray.apply_ufunc` lifts it over steps and instances and
+dask runs it chunk by chunk (``_lift``).
+
+Inside, the work is batched: norms, Gram matrices, adjacency and ranks in
+NumPy over the whole stack; connected components once per distinct adjacency
+pattern (trajectories repeat them); summaries once per distinct count of
+configurations. Each call keeps its own caches, so calls share no state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from jaxtyping import Float, Int, Shaped
+
+from toyanalysis._checks import shape_checked
+from toyanalysis.geometry._components import components_batched, unique_rows
+from toyanalysis.geometry._shapes import INVALID, OTHER, UNLEARNED, Shape, ShapeRegistry, fits
+from toyanalysis.params import ClassifyParams
+from toyanalysis.superposition import feature_norms, matmul_tn, unit_directions
+
+__all__ = ["INVALID_SUMMARY", "Vocabulary", "classify_kernel", "work_dtype"]
+
+INVALID_SUMMARY = f"{INVALID} (non-finite weights)"
+
+
+def work_dtype(dtype: Any) -> type:
+    """float32 for float32/float16 weights, float64 otherwise."""
+    return np.float32 if np.dtype(dtype) in (np.float32, np.float16) else np.float64
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Names of kinds: the shapes, then other, unlearned, invalid and padding."""
+
+    shapes: tuple[Shape, ...]
+
+    @property
+    def names(self) -> np.ndarray:
+        return np.array([s.name for s in self.shapes] + [OTHER, UNLEARNED, INVALID, ""])
+
+    @property
+    def other(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def unlearned(self) -> int:
+        return len(self.shapes) + 1
+
+    @property
+    def invalid(self) -> int:
+        return len(self.shapes) + 2
+
+    @property
+    def pad(self) -> int:
+        return len(self.shapes) + 3
+
+
+@dataclass
+class _Block:
+    """Integer codes of a block of ``B`` checkpoints (``C`` = the most components)."""
+
+    component: np.ndarray  # (B, n) int, -1 unlearned
+    kind: np.ndarray  # (B, n) codes into the vocabulary
+    config_kind: np.ndarray  # (B, C) codes
+    config_n_features: np.ndarray  # (B, C)
+    config_n_dims: np.ndarray  # (B, C)
+    config_fit: np.ndarray  # (B, C)
+    summary: np.ndarray  # (B,) object (str)
+
+
+class _Classifier:
+    """Classifies one stack of checkpoints, remembering components of seen adjacency patterns."""
+
+    def __init__(self, params: ClassifyParams, shapes: ShapeRegistry) -> None:
+        self.params = params
+        self.vocab = Vocabulary(tuple(shapes))
+        self._patterns: dict[bytes, np.ndarray] = {}
+        self._summaries: dict[bytes, str] = {}
+        self._other_terms: dict[tuple[int, int], int] = {}
+
+    def _labels(self, adjacency: np.ndarray, represented: np.ndarray) -> np.ndarray:
+        """Component labels, computed once per distinct (represented, adjacency) pattern."""
+        B = represented.shape[0]
+        keys = np.concatenate(
+            [np.packbits(represented, axis=-1), np.packbits(adjacency.reshape(B, -1), axis=-1)],
+            axis=-1,
+        )
+        first, inverse = unique_rows(keys)
+        raw = [keys[row].tobytes() for row in first]
+        missing = [u for u, key in enumerate(raw) if key not in self._patterns]
+        if missing:
+            rows = first[missing]
+            labels = components_batched(adjacency[rows], represented[rows])
+            for u, row in zip(missing, labels, strict=True):
+                self._patterns[raw[u]] = row
+        table = np.stack([self._patterns[key] for key in raw])
+        return table[inverse]
+
+    def classify(self, W: np.ndarray) -> _Block:
+        """``W`` is ``(B, hidden, feature)``, float32 or float64, with finite entries."""
+        p = self.params
+        n = W.shape[-1]
+        norms = feature_norms(W)
+        units = unit_directions(W, norms)
+        G = matmul_tn(units, units)
+        represented = norms > p.norm_threshold
+        adjacency = np.abs(G) > p.overlap_tol
+        adjacency &= represented[:, :, None]
+        adjacency &= represented[:, None, :]
+        diag = np.arange(n)
+        adjacency[:, diag, diag] = False
+        labels = self._labels(adjacency, represented)
+        del adjacency
+        sizes, config_kind, config_dims, config_fit = self._configurations(G, units, labels)
+        C = sizes.shape[1]
+        feature_kind = np.where(
+            labels >= 0,
+            np.take_along_axis(config_kind, np.maximum(labels, 0), axis=1)
+            if C
+            else self.vocab.unlearned,
+            self.vocab.unlearned,
+        )
+        summary = self._summaries_for(config_kind, sizes, config_dims, n - represented.sum(axis=1))
+        return _Block(labels, feature_kind, config_kind, sizes, config_dims, config_fit, summary)
+
+    def _configurations(
+        self, G: np.ndarray, units: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Size, kind code, rank and fit of each component, ``(B, C)`` each."""
+        B, n = labels.shape
+        n_comp = labels.max(axis=1) + 1 if n else np.zeros(B, dtype=np.int64)
+        C = int(n_comp.max()) if B else 0
+        sizes = np.zeros((B, C), dtype=np.int64)
+        rows, cols = np.nonzero(labels >= 0)
+        np.add.at(sizes, (rows, labels[rows, cols]), 1)
+        # features sorted by (component, index) per checkpoint, unlearned last
+        order = np.argsort(np.where(labels >= 0, labels, n), axis=1, kind="stable")
+        starts = np.cumsum(sizes, axis=1) - sizes
+        config_kind = np.full((B, C), self.vocab.pad, dtype=np.int64)
+        config_dims = np.zeros((B, C), dtype=np.int64)
+        config_fit = np.full((B, C), np.nan)
+        by_size: dict[int, list[int]] = {}
+        for index, shape in enumerate(self.vocab.shapes):
+            by_size.setdefault(shape.n_features, []).append(index)
+        for k in np.unique(sizes[sizes > 0]).tolist():
+            b, c = np.nonzero(sizes == k)
+            members = order[b[:, None], starts[b, c][:, None] + np.arange(k)]
+            dims, fit, kind = self._match(G, units, b, members, by_size.get(k, []))
+            config_kind[b, c] = kind
+            config_dims[b, c] = dims
+            config_fit[b, c] = fit
+        return sizes, config_kind, config_dims, config_fit
+
+    def _match(
+        self,
+        G: np.ndarray,
+        units: np.ndarray,
+        b: np.ndarray,
+        members: np.ndarray,
+        candidates: list[int],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rank, fit and kind code of ``N`` components of the same size ``k``."""
+        p = self.params
+        N, k = members.shape
+        m = units.shape[1]
+        sub = (
+            G[b[:, None, None], members[:, :, None], members[:, None, :]]
+            if k <= m or candidates
+            else None
+        )
+        if sub is not None and k <= m:
+            eig = np.linalg.eigvalsh(sub)
+        else:
+            U = units[b[:, None, None], np.arange(m)[None, :, None], members[:, None, :]]
+            eig = np.linalg.eigvalsh(np.matmul(U, np.swapaxes(U, -1, -2)))
+        dims = (eig >= (p.rank_tol**2) * eig[:, -1:]).sum(axis=1)
+        fit = np.full(N, np.nan)
+        kind = np.full(N, self.vocab.other, dtype=np.int64)
+        if candidates and sub is not None:
+            iu = np.triu_indices(k, 1)
+            cosines = np.sort(sub[:, iu[0], iu[1]], axis=1)
+            best = np.full(N, -1.0)
+            for index in candidates:
+                shape = self.vocab.shapes[index]
+                rows = np.flatnonzero(dims == shape.n_dims)
+                if rows.size == 0:
+                    continue
+                f = fits(cosines[rows], shape)
+                better = f > best[rows]
+                best[rows[better]] = f[better]
+                kind[rows[better]] = index
+            matched = best >= 0
+            fit[matched] = best[matched]
+            kind[matched & (best < p.min_fit)] = self.vocab.other
+        return dims, fit, kind
+
+    def _other_codes(self, sizes: np.ndarray, dims: np.ndarray, is_other: np.ndarray) -> list[int]:
+        """Summary term codes of ``other`` components, one per distinct ``(k, d)``."""
+        pairs = list(zip(sizes[is_other].tolist(), dims[is_other].tolist(), strict=True))
+        for kd in pairs:
+            self._other_terms.setdefault(kd, len(self.vocab.shapes) + len(self._other_terms))
+        return [self._other_terms[kd] for kd in pairs]
+
+    def _summaries_for(
+        self,
+        config_kind: np.ndarray,
+        sizes: np.ndarray,
+        dims: np.ndarray,
+        unlearned: np.ndarray,
+    ) -> np.ndarray:
+        """One-line summaries, once per distinct count vector."""
+        B = config_kind.shape[0]
+        n_named = len(self.vocab.shapes)
+        real = sizes > 0
+        term = config_kind.copy()
+        is_other = real & (config_kind == self.vocab.other)
+        if is_other.any():
+            term[is_other] = self._other_codes(sizes, dims, is_other)
+        lookup = {v: kd for kd, v in self._other_terms.items()}
+        n_terms = n_named + len(self._other_terms)
+        counts = np.zeros((B, n_terms + 1), dtype=np.int64)
+        rows, cols = np.nonzero(real)
+        np.add.at(counts, (rows, term[rows, cols]), 1)
+        counts[:, n_terms] = unlearned
+        first, inverse = unique_rows(counts)
+        texts = []
+        for row in counts[first]:
+            key = row.tobytes()
+            text = self._summaries.get(key)
+            if text is None:
+                text = self._summary_text(row, lookup)
+                self._summaries[key] = text
+            texts.append(text)
+        if not B:
+            return np.array([], dtype=object)
+        return np.array(texts, dtype=object)[inverse.reshape(-1)]
+
+    def _summary_text(self, counts: np.ndarray, other_terms: Mapping[int, tuple[int, int]]) -> str:
+        n_named = len(self.vocab.shapes)
+        terms = []
+        for code in np.flatnonzero(counts[:-1]).tolist():
+            if code < n_named:
+                shape = self.vocab.shapes[code]
+                terms.append((shape.n_features, shape.n_dims, code, shape.name))
+            else:
+                k, d = other_terms[code]
+                terms.append((k, d, code, f"{OTHER}({k} in {d})"))
+        terms.sort(key=lambda t: (-t[0], -t[1], t[2]))
+        parts = [(int(counts[t[2]]), t[3]) for t in terms]
+        if counts[-1]:
+            parts.append((int(counts[-1]), UNLEARNED))
+        if len(parts) == 1 and parts[0][0] == 1:
+            return parts[0][1]
+        return " + ".join(f"{count} {name}" for count, name in parts)
+
+
+def _padded(values: np.ndarray, size: int, fill: Any, dtype: Any) -> np.ndarray:
+    out = np.full((values.shape[0], size), fill, dtype=dtype)
+    out[:, : values.shape[1]] = values
+    return out
+
+
+def _mark_invalid(block: _Block, bad: np.ndarray, vocab: Vocabulary) -> None:
+    """Checkpoints with non-finite weights: every feature ``invalid``, no configurations."""
+    block.kind[bad] = vocab.invalid
+    block.component[bad] = -1
+    block.config_kind[bad] = vocab.pad
+    block.config_n_features[bad] = 0
+    block.config_n_dims[bad] = 0
+    block.config_fit[bad] = np.nan
+    block.summary[bad] = INVALID_SUMMARY
+
+
+@shape_checked
+def classify_kernel(
+    W: Float[np.ndarray, "*batch hidden feature"],
+    params: ClassifyParams,
+    shapes: ShapeRegistry,
+) -> tuple[
+    Shaped[np.ndarray, "*batch feature"],
+    Int[np.ndarray, "*batch feature"],
+    Shaped[np.ndarray, "*batch feature"],
+    Int[np.ndarray, "*batch feature"],
+    Int[np.ndarray, "*batch feature"],
+    Float[np.ndarray, "*batch feature"],
+    Shaped[np.ndarray, "*batch"],
+]:
+    """Classify every checkpoint of ``W``: kind, component, and per configuration slot
+    kind, n_features, n_dims, fit, then the summary (see the module docstring).
+
+    >>> from toyanalysis import testing
+    >>> from toyanalysis.geometry import BUILTIN_SHAPES
+    >>> out = classify_kernel(testing.tegum("digon", dead=1), ClassifyParams(), BUILTIN_SHAPES)
+    >>> out[0].tolist(), out[2].tolist(), str(out[6])
+    (['digon', 'digon', 'unlearned'], ['digon', '', ''], '1 digon + 1 unlearned')
+    """
+    batch, (m, n) = W.shape[:-2], W.shape[-2:]
+    dtype = work_dtype(W.dtype)
+    flat: np.ndarray = np.asarray(W, dtype=dtype).reshape(int(np.prod(batch)), m, n)
+    finite = np.isfinite(flat).all(axis=(1, 2))
+    if not finite.all():
+        flat = np.where(finite[:, None, None], flat, 0)
+    classifier = _Classifier(params, shapes)
+    block = classifier.classify(flat)
+    vocab = classifier.vocab
+    if not finite.all():
+        _mark_invalid(block, ~finite, vocab)
+    names = vocab.names
+    return (
+        names[block.kind].reshape(*batch, n),
+        block.component.astype(np.int32).reshape(*batch, n),
+        names[_padded(block.config_kind, n, vocab.pad, np.int64)].reshape(*batch, n),
+        _padded(block.config_n_features, n, 0, np.int32).reshape(*batch, n),
+        _padded(block.config_n_dims, n, 0, np.int32).reshape(*batch, n),
+        _padded(block.config_fit, n, np.nan, dtype).reshape(*batch, n),
+        block.summary.reshape(batch),
+    )

@@ -1,0 +1,311 @@
+"""``classify``: the kernel lifted over steps and instances with :func:`xarray.apply_ufunc`.
+
+The weights are rechunked along ``step`` so one task's working set (Gram
+matrices and friends) stays within a budget; on a lazily opened store the
+result is lazy and computed chunk by chunk, on NumPy input it is computed at
+once (in chunks too when it is large). The measures come from
+:func:`toyanalysis.superposition.measures` and are merged into the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from toyanalysis._labels import as_store, carried_coords, select
+from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.geometry._kernel import Vocabulary, classify_kernel, work_dtype
+from toyanalysis.geometry._shapes import BUILTIN_SHAPES, ShapeRegistry
+from toyanalysis.params import ClassifyParams
+from toyanalysis.superposition import feature_norms, gram, measures
+
+if TYPE_CHECKING:
+    import networkx as nx
+    import xarray as xr
+
+__all__ = [
+    "BLOCK_BYTES",
+    "classify",
+    "concat_blocks",
+    "iter_classify",
+    "overlap_graph",
+    "step_block",
+]
+
+# Working memory one chunk of checkpoints may use (Gram matrices and friends).
+BLOCK_BYTES = 128 * 2**20
+
+_GEOMETRY = (
+    "kind",
+    "component",
+    "config_kind",
+    "config_n_features",
+    "config_n_dims",
+    "config_fit",
+    "summary",
+)
+_MEASURES = ("norm", "dimensionality", "interference", "dimensions_per_feature")
+_ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:6])
+
+
+def step_block(ds: xr.Dataset, block_bytes: int = BLOCK_BYTES) -> int:
+    """Steps classified at once so that one chunk's working set stays within ``block_bytes``.
+
+    A checkpoint holds a few ``(feature, feature)`` arrays while it is
+    classified. When the store is chunked along ``step``, the block covers
+    whole store chunks where it can (reading part of a chunk decompresses all
+    of it).
+    """
+    n, m = ds.sizes["feature"], ds.sizes["hidden"]
+    itemsize = np.dtype(work_dtype(ds["W"].dtype)).itemsize
+    per_checkpoint = itemsize * (5 * n * n + 8 * m * n) + 8 * 24 * n + 64
+    block = max(1, block_bytes // (per_checkpoint * max(1, ds.sizes["instance"])))
+    chunks = ds["W"].chunks
+    if chunks is None:
+        return block
+    store_chunk = max(chunks[ds["W"].get_axis_num("step")])
+    return block - block % store_chunk if block >= store_chunk else block
+
+
+def _weights(ds: xr.Dataset, block: int, lazy: bool) -> xr.DataArray:
+    """``W`` as (step, instance, hidden, feature) in the work dtype, chunked when lazy."""
+    W = ds["W"].transpose("step", "instance", "hidden", "feature")
+    W = W.astype(work_dtype(W.dtype))
+    if lazy:
+        W = W.chunk({"step": block, "instance": -1, "hidden": -1, "feature": -1})
+    return W
+
+
+def _geometry(W: xr.DataArray, params: ClassifyParams, shapes: ShapeRegistry) -> xr.Dataset:
+    import xarray as xr
+
+    names = Vocabulary(tuple(shapes)).names
+    fit = W.dtype
+    out = xr.apply_ufunc(
+        classify_kernel,
+        W,
+        kwargs={"params": params, "shapes": shapes},
+        input_core_dims=[["hidden", "feature"]],
+        output_core_dims=[["feature"], ["feature"], *[["config"]] * 4, []],
+        dask="parallelized",
+        output_dtypes=[names.dtype, np.int32, names.dtype, np.int32, np.int32, fit, object],
+        dask_gufunc_kwargs={"output_sizes": {"config": W.sizes["feature"]}},
+    )
+    return xr.Dataset(dict(zip(_GEOMETRY, out, strict=True)))
+
+
+def _attrs(ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry) -> dict[str, Any]:
+    return {
+        "norm_threshold": params.norm_threshold,
+        "overlap_tol": params.overlap_tol,
+        "rank_tol": params.rank_tol,
+        "min_fit": params.min_fit,
+        "matrix": "W",
+        "model": str(ds.attrs.get("model", "relu_output")),
+        "sweep": [str(s) for s in ds.attrs.get("sweep", [])],
+        "configurations": list(shapes.names),
+        "params": params.to_json(),
+        "shapes": shapes.to_json(),
+    }
+
+
+def _lazy_result(
+    ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry, block: int, lazy: bool
+) -> xr.Dataset:
+    """The classification of the whole (selected) store; lazy when ``lazy``."""
+    import xarray as xr
+
+    W = _weights(ds, block, lazy)
+    geometry = _geometry(W, params, shapes)
+    finite = xr.apply_ufunc(np.isfinite, W, dask="allowed").all(["hidden", "feature"])
+    measured = measures(W).where(finite)
+    result = xr.merge([geometry, measured], compat="override", join="override")
+    result = result[list(_ORDER)].drop_vars(
+        [c for c in result.coords if c not in ("step", "instance", "feature")]
+    )
+    if "loss" in ds.data_vars and set(ds["loss"].dims) == {"step", "instance"}:
+        result["loss"] = ds["loss"].transpose("step", "instance")
+    for name in result.data_vars:
+        result[name].attrs = {}
+    coords: dict[str, Any] = {d: ds[d].values for d in ("step", "instance", "feature")}
+    coords.update(config=np.arange(ds.sizes["feature"]), **carried_coords(ds))
+    result = result.assign_coords(coords)
+    result.attrs = _attrs(ds, params, shapes)
+    return result
+
+
+def _prepared(
+    ds: Any, params: ClassifyParams | None, steps: Any, instances: Any, changes: dict[str, Any]
+) -> tuple[xr.Dataset, ClassifyParams]:
+    params = ClassifyParams.resolve(params, changes)
+    ds = select(as_store(ds), steps=steps, instances=instances)
+    if ds.sizes["step"] == 0:
+        raise StoreError("nothing to classify: the selection has no steps")
+    return ds, params
+
+
+def _registry(shapes: ShapeRegistry | None) -> ShapeRegistry:
+    if shapes is None:
+        return BUILTIN_SHAPES
+    if not isinstance(shapes, ShapeRegistry):
+        raise ConfigError(f"shapes must be a ShapeRegistry, got {type(shapes).__name__}")
+    return shapes
+
+
+def classify(
+    ds: Any,
+    params: ClassifyParams | None = None,
+    *,
+    steps: Any = None,
+    instances: Any = None,
+    shapes: ShapeRegistry | None = None,
+    **changes: Any,
+) -> xr.Dataset:
+    """Classify the geometry of every feature at every checkpoint and instance.
+
+    ``ds`` is a store Dataset (``toyanalysis.open_store``), its ``W``, or a
+    NumPy array ``(hidden, feature)``, ``(instance, hidden, feature)`` or
+    ``(step, instance, hidden, feature)``. ``params`` is a
+    :class:`~toyanalysis.params.ClassifyParams` (default: its defaults), and
+    keyword ``changes`` replace its fields (``classify(W, overlap_tol=0.2)``).
+    ``steps``: ``None``/``"all"``, ``"last"``, or step numbers; ``instances``:
+    instance labels (default all). ``shapes``: the templates to match
+    (default :data:`BUILTIN_SHAPES`).
+
+    Returns a Dataset with dims ``(step, instance, feature, config)``:
+    ``kind``, ``component`` (the index along ``config`` of the feature's
+    configuration, -1 for unlearned), ``norm``, ``dimensionality``,
+    ``interference`` per feature; ``dimensions_per_feature`` and ``summary``
+    per checkpoint; ``config_kind``, ``config_n_features``, ``config_n_dims``,
+    ``config_fit`` per configuration slot (``config`` has one slot per feature;
+    slots past the checkpoint's components are padded with ``""``, 0, 0, NaN;
+    components are ordered by decreasing size, then smallest feature); the
+    input's step, instance and feature coordinates, ``loss`` when the store
+    has it; in ``attrs`` the thresholds, ``params`` (JSON) and ``shapes``
+    (the templates, JSON). When ``ds`` is lazy (dask) so is the result.
+
+    >>> from toyanalysis import testing
+    >>> W = testing.tegum("digon", "digon", "dedicated", dead=1)   # 5 features in 3-D
+    >>> str(classify(W)["summary"].item())
+    '2 digon + 1 dedicated + 1 unlearned'
+    """
+    ds, params = _prepared(ds, params, steps, instances, changes)
+    registry = _registry(shapes)
+    block = step_block(ds)
+    if ds["W"].chunks is not None:
+        return _lazy_result(ds, params, registry, block, lazy=True)
+    if ds.sizes["step"] <= block:
+        return _lazy_result(ds, params, registry, block, lazy=False)
+    return _lazy_result(ds, params, registry, block, lazy=True).compute()
+
+
+def iter_classify(
+    ds: Any,
+    params: ClassifyParams | None = None,
+    *,
+    steps: Any = None,
+    instances: Any = None,
+    shapes: ShapeRegistry | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    progress: Callable[[int], None] | None = None,
+    **changes: Any,
+) -> Iterator[xr.Dataset]:
+    """:func:`classify`, computed one block of steps at a time (memory bounded by ``block_bytes``).
+
+    The options and the selection are checked at the call, before anything is
+    yielded; ``progress`` is called with the number of steps of each block.
+    :func:`concat_blocks` joins the blocks.
+
+    >>> from toyanalysis import testing
+    >>> W = np.stack([testing.tegum("digon", "dedicated")] * 3)[:, None]   # 3 steps
+    >>> [dict(b.sizes)["step"] for b in iter_classify(W, block_bytes=1)]
+    [1, 1, 1]
+    """
+    ds, params = _prepared(ds, params, steps, instances, changes)
+    block = step_block(ds, block_bytes)
+    result = _lazy_result(ds, params, _registry(shapes), block, lazy=True)
+    return iter_blocks(result, block, progress)
+
+
+def iter_blocks(
+    result: xr.Dataset, block: int | None = None, progress: Callable[[int], None] | None = None
+) -> Iterator[xr.Dataset]:
+    """The computed blocks of ``block`` steps of a (lazy) result; default its step chunks."""
+    if block is None:
+        chunks = result.chunksizes.get("step")
+        block = max(chunks) if chunks else result.sizes["step"]
+    for start in range(0, result.sizes["step"], max(1, block)):
+        out = result.isel(step=slice(start, start + block)).compute()
+        yield out
+        if progress is not None:
+            progress(out.sizes["step"])
+
+
+def concat_blocks(blocks: Any) -> xr.Dataset:
+    """Join the blocks of :func:`iter_classify` along ``step``."""
+    import xarray as xr
+
+    blocks = list(blocks)
+    if not blocks:
+        raise StoreError("nothing to classify: the selection has no steps")
+    if len(blocks) == 1:
+        return blocks[0]
+    return xr.concat(
+        blocks,
+        dim="step",
+        data_vars="minimal",
+        coords="minimal",
+        compat="override",
+        join="override",
+    )
+
+
+def overlap_graph(W: Any, params: ClassifyParams | None = None, **changes: Any) -> nx.Graph:
+    """The overlap graph of one checkpoint, as a :class:`networkx.Graph`.
+
+    Nodes are the represented features (``‖W_i‖ > norm_threshold``) with a
+    ``norm`` attribute; an edge joins ``i`` and ``j`` when
+    ``|Ŵ_i · Ŵ_j| > overlap_tol``, with the signed ``overlap`` and
+    ``weight = |overlap|``. Its connected components are the tegum factors.
+
+    >>> import numpy as np
+    >>> W = np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, -1.0]])  # two orthogonal digons
+    >>> g = overlap_graph(W)
+    >>> sorted(map(sorted, __import__("networkx").connected_components(g)))
+    [[0, 1], [2, 3]]
+    """
+    import networkx as nx
+
+    params = ClassifyParams.resolve(params, changes)
+    W = _single_matrix(W)
+    norms = feature_norms(W)
+    G = gram(W)
+    represented = norms > params.norm_threshold
+    graph = nx.Graph()
+    for i in np.flatnonzero(represented).tolist():
+        graph.add_node(i, norm=float(norms[i]))
+    mask = (np.abs(G) > params.overlap_tol) & represented[:, None] & represented[None, :]
+    for i, j in zip(*np.nonzero(np.triu(mask, 1)), strict=True):
+        graph.add_edge(int(i), int(j), overlap=float(G[i, j]), weight=float(abs(G[i, j])))
+    return graph
+
+
+def _single_matrix(W: Any) -> np.ndarray:
+    import xarray as xr
+
+    if isinstance(W, xr.Dataset):
+        W = W["W"]
+    if isinstance(W, xr.DataArray):
+        extra = [d for d in W.dims if d not in ("hidden", "feature") and W.sizes[d] > 1]
+        if extra:
+            raise ConfigError(
+                f"overlap_graph takes one checkpoint; select one along {extra} (shape {W.shape})"
+            )
+        W = W.squeeze([d for d in W.dims if d not in ("hidden", "feature")])
+        W = W.transpose("hidden", "feature").values
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2:
+        raise ConfigError(f"overlap_graph takes one (hidden, feature) matrix, got shape {W.shape}")
+    return W
