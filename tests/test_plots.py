@@ -286,3 +286,54 @@ def test_import_toyanalysis_does_not_import_holoviews():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- the options object
+
+
+def test_views_take_plot_params_whole_or_by_name(tmp_path):
+    from toyanalysis.params import PlotParams
+
+    W = np.stack([testing.tegum("digon", dead=1, n_hidden=2)] * 9)[:, None].repeat(5, axis=1)
+    ds = testing.as_dataset(W, steps=np.arange(9) * 10)
+    whole = plots.norms(ds, PlotParams(max_frames=3, max_instances=2))
+    by_name = plots.norms(ds, max_frames=3, max_instances=2)
+    assert len(whole) == len(by_name) == 2
+    assert whole.values()[0].keys() == by_name.values()[0].keys() == [0, 40, 80]
+    with pytest.raises(plots.PlotError, match="max_frames"):
+        plots.norms(ds, max_frames=0)
+    with pytest.raises(plots.PlotError, match="no parameter 'colour'"):
+        plots.norms(ds, colour="red")
+
+
+def test_overlap_graph_uses_the_classify_params():
+    from toyanalysis.params import ClassifyParams, PlotParams
+
+    # two unit directions at overlap -0.8: one component at overlap_tol 0.15, two at 0.95
+    ds = testing.as_dataset(np.array([[1.0, -0.8], [0.0, 0.6]]))
+    strict = PlotParams(classify=ClassifyParams(overlap_tol=0.95))
+
+    def title(view):
+        return view.opts.get().kwargs["title"]
+
+    assert title(plots.overlap_graph(ds)) == "instance 0: other(2 in 2)"
+    assert title(plots.overlap_graph(ds, strict)) == "instance 0: 2 dedicated"
+    assert title(plots.overlap_graph(ds, overlap_tol=0.95)) == "instance 0: 2 dedicated"
+    # the edges drawn follow the same threshold
+    edges = [e for e in plots.overlap_graph(ds, strict) if type(e).__name__ == "Segments"]
+    assert sum(len(e) for e in edges) == 0
+
+
+def test_views_do_not_modify_their_input_and_accept_arrays():
+    W = testing.rotate(testing.polytope("pentagon"), rng=1)
+    ds = testing.as_dataset(W).transpose("feature", "hidden", "instance", "step")
+    before = ds.copy(deep=True)
+    plots.directions(ds)
+    plots.neuron_bars(ds.assign_attrs(model="hidden_relu"))
+    hv.render(plots.gram(ds))
+    assert ds.identical(before)
+    assert type(plots.directions(W)).__name__ == "Overlay"  # a bare (hidden, feature) array
+    with pytest.raises(plots.PlotError, match="no variable W"):
+        plots.norms(ds.drop_vars("W"))
+    with pytest.raises(plots.PlotError, match="expected a store Dataset or a path"):
+        plots.norms(42)

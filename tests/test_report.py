@@ -199,3 +199,44 @@ def test_report_renders_in_chromium_offline(tmp_path):
     assert moved["changed"] >= 5
     assert set(moved["labels"]) == {"step 0"}  # the page opens at the last step
     assert shot.stat().st_size > 20_000
+
+
+def test_views_are_a_registry_of_records():
+    from toyanalysis.params import ReportParams
+    from toyanalysis.report import VIEWS, View
+
+    assert isinstance(VIEWS, tuple) and all(isinstance(v, View) for v in VIEWS)
+    assert [v.name for v in VIEWS] == [
+        "loss",
+        "directions",
+        "gram",
+        "norms",
+        "dimensionality",
+        "neurons",
+        "overlap_graph",
+        "phase_diagram",
+    ]
+    ds = testing.as_dataset(testing.polytope("pentagon"))
+    # a registry is a value: pass another one, nothing global changes
+    only = tuple(v for v in VIEWS if v.name == "norms")
+    assert [s.name for s in applicable_views(ds, views=only)] == ["norms"]
+    assert len(applicable_views(ds)) == 4
+    # the params, whole or by name; a view's frames are cut to its budget
+    W = np.random.default_rng(0).normal(size=(60, 1, 2, 5)).astype(np.float32)
+    big = testing.as_dataset(W)
+    sections = {s.name: s for s in applicable_views(big, ReportParams(max_frames=7))}
+    assert sections["norms"].params.max_frames == 7
+    assert applicable_views(big, max_frames=7)[0].params == sections["directions"].params
+    assert sections["overlap_graph"].params.max_frames == 7
+    assert sections["gram"].params.classify == ReportParams().classify
+
+
+def test_cli_report_options_come_from_report_params(tmp_path, cli):
+    out, store = tmp_path / "r.html", _neuron_store(tmp_path)
+    bad = cli("report", store, "-o", out, "--max-frames", "0")
+    assert bad.exit_code == 1 and "--max-frames" in bad.stderr and not out.exists()
+    ok = cli("report", store, "-o", out, "--overlap-tol", "0.5")
+    assert ok.exit_code == 0, ok.stderr
+    help_text = cli("report", "--help").stdout
+    for flag in ("--max-frames", "--max-instances", "--norm-threshold", "--rank-tol", "--min-fit"):
+        assert flag in help_text
