@@ -119,6 +119,8 @@ def test_for_instance_keeps_the_rows_of_one_instance():
     assert one["phase_start"].values.tolist() == [0, 200]
     assert set(one["jump_instance"].values.tolist()) == {1}
     assert int(one["seed"]) == 6
+    with pytest.raises(ConfigError, match="instance 7 is not in the result"):
+        for_instance(result, 7)
 
 
 def test_records_frames_and_text_come_from_the_same_tables():

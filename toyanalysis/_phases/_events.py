@@ -17,6 +17,7 @@ import numpy as np
 
 from toyanalysis._labels import carried_coords, instance_coords, json_scalar
 from toyanalysis._phases._timeline import fraction_text
+from toyanalysis.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,6 +168,9 @@ def for_instance(result: xr.Dataset, instance: Any) -> xr.Dataset:
     ``drop_transition`` counts the instance's own transitions, so it indexes
     the ``transition`` dim of the selection.
     """
+    if instance not in result["instance"].values.tolist():
+        have = result["instance"].values.tolist()
+        raise ConfigError(f"instance {instance!r} is not in the result (instances: {have})")
     out = result.sel(instance=instance)
     for kind in KINDS:
         rows = np.flatnonzero(result[f"{kind}_instance"].values == instance)

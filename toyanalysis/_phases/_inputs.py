@@ -117,10 +117,12 @@ def classification_for(
     if classification is None and "summary" in ds.data_vars:
         classification = ds
     if classification is not None:
-        return _given(classification, params, steps, instances, who)
+        cls, made_with = _given(classification, params, steps, instances, who)
+        return cls.compute(), made_with
     from toyanalysis.geometry import classify
 
-    return classify(ds, params, steps=steps, instances=instances), params
+    # a lazy classification (a store opened with dask) is computed once, not once per variable
+    return classify(ds, params, steps=steps, instances=instances).compute(), params
 
 
 def threshold_attrs(params: ClassifyParams | None) -> dict[str, float]:
