@@ -109,6 +109,22 @@ def test_neurons_errors_are_one_line(cli, forced_store, tmp_path):
     assert bad_threshold.exit_code == 1 and "mono_threshold" in bad_threshold.stderr
 
 
+def test_neurons_options_are_made_from_neuron_params(cli, neuron_store):
+    from toyanalysis.params import NeuronParams
+
+    help_text = cli("neurons", "--help").stdout
+    for path, _, _ in NeuronParams.options():
+        flag = "--" + path[-1].replace("_", "-")
+        assert flag in help_text, flag
+    bad = cli("neurons", neuron_store, "--feature-fraction", "2")
+    assert bad.exit_code == 1 and "(--feature-fraction)" in bad.stderr
+    strict = json.loads(
+        cli("neurons", neuron_store, "--format", "json", "--mono-threshold", "2.5").stdout
+    )
+    assert [row["label"] for row in strict["neurons"]] == ["monosemantic", "monosemantic", "dead"]
+    assert strict["thresholds"]["mono_threshold"] == 2.5
+
+
 # --- phases ---------------------------------------------------------------------------------------
 def test_phases_json(cli, forced_store):
     result = cli("phases", forced_store, "--format", "json", "--loss-window", "3")
