@@ -291,3 +291,13 @@ def test_jump_fractions_follow_the_shapes_the_classification_matched():
     assert "2/3" not in result.attrs["fractions"] and "1/2" in result.attrs["fractions"]
     assert not np.isclose(result["jump_to"].values, 2 / 3).any()
     assert result.sizes["jump"] > 0  # the dropped feature still jumps 1/2 -> 0
+
+
+def test_a_store_opened_lazily_gives_the_eager_answer():
+    from pathlib import Path
+
+    from toyanalysis.store import open_store
+
+    path = Path(__file__).parent / "golden" / "stores" / "dynamics.zarr"
+    lazy, eager = open_store(path), open_store(path).load()
+    xr.testing.assert_identical(phases(lazy), phases(eager))
