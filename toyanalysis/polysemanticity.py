@@ -58,6 +58,7 @@ inputs give monosemantic neurons, sparser inputs polysemantic ones; the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -280,8 +281,16 @@ def _step_records(
     return neuron_rows, instance_rows
 
 
+def _step_blocks(result: xr.Dataset) -> list[tuple[int, int]]:
+    """Ranges of steps computed together: the chunks of a lazy result, else all at once."""
+    chunks = result["drive"].chunks
+    sizes = list(chunks[0]) if chunks is not None else [result.sizes["step"]]
+    edges = np.cumsum([0, *sizes]).tolist()
+    return list(pairwise(edges))
+
+
 def neuron_records(result: xr.Dataset) -> dict[str, Any]:
-    """The JSON form of a :func:`neurons` result (computed one step at a time).
+    """The JSON form of a :func:`neurons` result (a lazy one is computed chunk by chunk).
 
     ``model``, ``sign``, ``thresholds``; ``neurons``: one record per (step,
     instance, neuron) with ``step``, ``instance``, ``coords`` (sweep labels,
@@ -300,13 +309,15 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
     """
     names = _coord_names(result)
     keep = ["weight", "drive", "drives", "label", "score", "strength", *INSTANCE_KEYS]
+    steps = result["step"].values.tolist()
     neuron_rows: list[dict[str, Any]] = []
     instance_rows: list[dict[str, Any]] = []
-    for s, step in enumerate(result["step"].values.tolist()):
-        r = result[keep].isel(step=s).compute()
-        rows, summaries = _step_records(r, step, names, result)
-        neuron_rows += rows
-        instance_rows += summaries
+    for start, stop in _step_blocks(result):
+        block = result[keep].isel(step=slice(start, stop)).compute()
+        for s in range(stop - start):
+            rows, summaries = _step_records(block.isel(step=s), steps[start + s], names, result)
+            neuron_rows += rows
+            instance_rows += summaries
     return {
         "model": result.attrs["model"],
         "sign": result.attrs["sign"],
