@@ -125,6 +125,18 @@ def test_neurons_options_are_made_from_neuron_params(cli, neuron_store):
     assert strict["thresholds"]["mono_threshold"] == 2.5
 
 
+def test_neurons_and_report_commands_import_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, toyanalysis_cli.neurons, toyanalysis_cli.report\n"
+        "print(sorted(m for m in ('torch', 'xarray', 'holoviews', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 # --- phases ---------------------------------------------------------------------------------------
 def test_phases_json(cli, forced_store):
     result = cli("phases", forced_store, "--format", "json", "--loss-window", "3")

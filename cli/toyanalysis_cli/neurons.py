@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from toyanalysis.models import FAMILIES
+from toyanalysis.config import MODELS
 from toyanalysis.params import NeuronParams
 from toyanalysis_cli._common import (
     format_option,
@@ -29,8 +29,6 @@ from toyanalysis_cli._common import (
 )
 from toyanalysis_cli._params import params_from, params_options
 
-PRIVILEGED = tuple(f.name for f in FAMILIES.values() if f.privileged)
-
 
 @click.command(name="neurons")
 @click.argument("store", type=click.Path(path_type=Path))
@@ -39,9 +37,10 @@ PRIVILEGED = tuple(f.name for f in FAMILIES.values() if f.privileged)
 )
 @click.option(
     "--model",
-    type=click.Choice(PRIVILEGED),
+    type=click.Choice(MODELS),
     default=None,
-    help="Model family, if the store's attrs['model'] is missing or wrong.",
+    help="Model family, if the store's attrs['model'] is missing or wrong "
+    "(a family with a privileged basis; the others are refused).",
 )
 @params_options(NeuronParams)
 @save_option("neurons")
