@@ -94,7 +94,8 @@ __all__ = [
     "resolve_model",
 ]
 
-SIGN_RULES = ("auto", "positive", "both")
+# the sign rules NeuronParams admits (defined there, once)
+SIGN_RULES = next(opt.choices for path, _, opt in NeuronParams.options() if path == ("sign",))
 LABELS = ("monosemantic", "polysemantic", "dead")
 FULL = ("step", "instance", "hidden", "feature")
 INSTANCE_KEYS = (
