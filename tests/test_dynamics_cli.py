@@ -125,6 +125,26 @@ def test_neurons_options_are_made_from_neuron_params(cli, neuron_store):
     assert strict["thresholds"]["mono_threshold"] == 2.5
 
 
+def test_saved_neurons_keep_the_store_a_datatree(cli, tmp_path):
+    import warnings
+
+    import xarray as xr
+
+    from toyanalysis import testing
+
+    W = np.stack([np.eye(2, 3), np.ones((2, 3))])[:, None]  # 2 steps; --save keeps the last
+    path = tmp_path / "two.zarr"
+    write_store(path, testing.as_dataset(W, steps=[0, 10], model="hidden_relu"))
+    assert cli("neurons", path, "--save").exit_code == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no consolidated metadata
+        tree = xr.open_datatree(path, engine="zarr")
+    assert "analysis" in tree.children
+    saved = open_analysis(path, "neurons")
+    assert saved["step"].values.tolist() == [10]
+    assert saved["label"].values.ravel().tolist() == ["polysemantic", "polysemantic"]
+
+
 def test_neurons_and_report_commands_import_light():
     import subprocess
     import sys
