@@ -27,15 +27,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BLOCK_BYTES",
+    "chunk_sizes",
     "classify",
     "concat_blocks",
+    "iter_blocks",
     "iter_classify",
     "overlap_graph",
-    "step_block",
 ]
 
-# Working memory one chunk of checkpoints may use (Gram matrices and friends).
-BLOCK_BYTES = 128 * 2**20
+# Working memory one chunk of checkpoints may use (Gram matrices and friends); dask
+# runs one chunk per core at once.
+BLOCK_BYTES = 32 * 2**20
 
 _GEOMETRY = (
     "kind",
@@ -50,31 +52,34 @@ _MEASURES = ("norm", "dimensionality", "interference", "dimensions_per_feature")
 _ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:6])
 
 
-def step_block(ds: xr.Dataset, block_bytes: int = BLOCK_BYTES) -> int:
-    """Steps classified at once so that one chunk's working set stays within ``block_bytes``.
+def chunk_sizes(ds: xr.Dataset, block_bytes: int = BLOCK_BYTES) -> tuple[int, int]:
+    """Steps and instances classified at once, so one chunk's working set stays within ``block_bytes``.
 
     A checkpoint holds a few ``(feature, feature)`` arrays while it is
-    classified. When the store is chunked along ``step``, the block covers
-    whole store chunks where it can (reading part of a chunk decompresses all
-    of it).
+    classified. Chunks cover all instances unless one step of them is over
+    the budget; when the store is chunked along ``step``, a chunk covers
+    whole store chunks where it can (reading part of a chunk decompresses
+    all of it).
     """
-    n, m = ds.sizes["feature"], ds.sizes["hidden"]
+    n, m, n_inst = ds.sizes["feature"], ds.sizes["hidden"], max(1, ds.sizes["instance"])
     itemsize = np.dtype(work_dtype(ds["W"].dtype)).itemsize
     per_checkpoint = itemsize * (5 * n * n + 8 * m * n) + 8 * 24 * n + 64
-    block = max(1, block_bytes // (per_checkpoint * max(1, ds.sizes["instance"])))
+    if per_checkpoint * n_inst > block_bytes:
+        return 1, max(1, block_bytes // per_checkpoint)
+    block = block_bytes // (per_checkpoint * n_inst)
     chunks = ds["W"].chunks
     if chunks is None:
-        return block
+        return block, n_inst
     store_chunk = max(chunks[ds["W"].get_axis_num("step")])
-    return block - block % store_chunk if block >= store_chunk else block
+    return (block - block % store_chunk if block >= store_chunk else block), n_inst
 
 
-def _weights(ds: xr.Dataset, block: int, lazy: bool) -> xr.DataArray:
+def _weights(ds: xr.Dataset, block: tuple[int, int], lazy: bool) -> xr.DataArray:
     """``W`` as (step, instance, hidden, feature) in the work dtype, chunked when lazy."""
     W = ds["W"].transpose("step", "instance", "hidden", "feature")
     W = W.astype(work_dtype(W.dtype))
     if lazy:
-        W = W.chunk({"step": block, "instance": -1, "hidden": -1, "feature": -1})
+        W = W.chunk({"step": block[0], "instance": block[1], "hidden": -1, "feature": -1})
     return W
 
 
@@ -112,7 +117,11 @@ def _attrs(ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry) -> dic
 
 
 def _lazy_result(
-    ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry, block: int, lazy: bool
+    ds: xr.Dataset,
+    params: ClassifyParams,
+    shapes: ShapeRegistry,
+    block: tuple[int, int],
+    lazy: bool,
 ) -> xr.Dataset:
     """The classification of the whole (selected) store; lazy when ``lazy``."""
     import xarray as xr
@@ -193,10 +202,10 @@ def classify(
     """
     ds, params = _prepared(ds, params, steps, instances, changes)
     registry = _registry(shapes)
-    block = step_block(ds)
+    block = chunk_sizes(ds)
     if ds["W"].chunks is not None:
         return _lazy_result(ds, params, registry, block, lazy=True)
-    if ds.sizes["step"] <= block:
+    if ds.sizes["step"] <= block[0] and ds.sizes["instance"] <= block[1]:
         return _lazy_result(ds, params, registry, block, lazy=False)
     return _lazy_result(ds, params, registry, block, lazy=True).compute()
 
@@ -224,9 +233,9 @@ def iter_classify(
     [1, 1, 1]
     """
     ds, params = _prepared(ds, params, steps, instances, changes)
-    block = step_block(ds, block_bytes)
+    block = chunk_sizes(ds, block_bytes)
     result = _lazy_result(ds, params, _registry(shapes), block, lazy=True)
-    return iter_blocks(result, block, progress)
+    return iter_blocks(result, block[0], progress)
 
 
 def iter_blocks(

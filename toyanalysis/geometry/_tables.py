@@ -23,6 +23,7 @@ import numpy as np
 from toyanalysis._labels import feature_coords, instance_coords, json_number, json_scalar
 from toyanalysis.errors import ConfigError
 from toyanalysis.geometry._kernel import INVALID_SUMMARY
+from toyanalysis.geometry._lift import iter_blocks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -288,18 +289,6 @@ def _block_steps(result: xr.Dataset) -> int:
     return max(chunk, steps - steps % chunk)
 
 
-def blocks(
-    result: xr.Dataset, progress: Callable[[int], None] | None = None
-) -> Iterator[xr.Dataset]:
-    """The result computed block by block of steps (see :func:`write`)."""
-    step = _block_steps(result)
-    for start in range(0, result.sizes["step"], step):
-        out = result.isel(step=slice(start, start + step)).compute()
-        yield out
-        if progress is not None:
-            progress(out.sizes["step"])
-
-
 @contextmanager
 def _opened(output: str | os.PathLike[str] | None, binary: bool = False) -> Iterator[IO[Any]]:
     if output is None:
@@ -406,7 +395,7 @@ def write(
     written = Written()
 
     def counted() -> Iterator[xr.Dataset]:
-        for part in blocks(result, progress):
+        for part in iter_blocks(result, _block_steps(result), progress):
             written.count(part)
             yield part
 
