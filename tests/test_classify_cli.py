@@ -221,3 +221,23 @@ def test_nan_weights_are_labelled_and_the_exit_status_says_so(cli, tmp_path):
     assert len(rows) == 2 * 2 * 5  # every checkpoint is still written
     assert set(rows[(rows.step == 10) & (rows.instance == 1)]["kind"]) == {"invalid"}
     assert cli("classify", path, "--step", "0").exit_code == 0
+
+
+def test_rank_tol_and_min_fit_reach_the_library(cli, store):
+    from toyanalysis.store import open_store
+
+    result = cli("classify", store, "--rank-tol", "0.5", "--min-fit", "0.9", "--format", "json")
+    assert result.exit_code == 0, result.output
+    expected = geometry.to_records(
+        geometry.classify(open_store(store), steps="last", rank_tol=0.5, min_fit=0.9)
+    )
+    assert json.loads(result.stdout) == json.loads(json.dumps(expected))
+    strict = cli("classify", store, "--min-fit", "1.0", "--format", "json")
+    kinds = [c["kind"] for r in json.loads(strict.stdout) for c in r["configurations"]]
+    assert "pentagon" not in kinds and "dedicated" in kinds  # float32 angles are never exact
+
+
+def test_a_bad_parameter_names_the_flag(cli, store):
+    result = cli("classify", store, "--rank-tol", "1.5")
+    assert result.exit_code == 1
+    assert "rank_tol must be a number in [0.0, 1.0), got 1.5 (--rank-tol)" in result.stderr

@@ -53,10 +53,6 @@ Definitions, defaults and schemas are in ``docs/classify.md``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from toyanalysis._labels import json_scalar as _scalar
-from toyanalysis._labels import select_steps as _select_steps
 from toyanalysis.geometry._kernel import classify_kernel
 from toyanalysis.geometry._lift import (
     classify,
@@ -129,14 +125,3 @@ def configurations(shapes: ShapeRegistry | None = None) -> tuple[Shape, ...]:
     [('dedicated', 1, 1), ('digon', 2, 1), ('triangle', 3, 2)]
     """
     return tuple(BUILTIN_SHAPES if shapes is None else shapes)
-
-
-def _given_thresholds(norm_threshold: float | None, overlap_tol: float | None) -> dict[str, Any]:
-    """Transitional, for modules not yet passing ClassifyParams whole: the given thresholds."""
-    given = {"norm_threshold": norm_threshold, "overlap_tol": overlap_tol}
-    return {name: value for name, value in given.items() if value is not None}
-
-
-# Transitional aliases for modules that still import them from here (phase_changes,
-# polysemanticity); they are the public functions of toyanalysis._labels.
-_TRANSITIONAL = (_scalar, _select_steps, _given_thresholds)
