@@ -31,6 +31,7 @@ _LAZY = {
     "phases": "toyanalysis.phase_changes",
     "phase_diagram": "toyanalysis.phase_changes",
     "neurons": "toyanalysis.polysemanticity",
+    "llc": "toyanalysis._llc",
     "ClassifyParams": "toyanalysis.params",
     "PhaseParams": "toyanalysis.params",
     "DiagramParams": "toyanalysis.params",

@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "toyanalysis_cli.analysis",
     "toyanalysis_cli.dynamics",
     "toyanalysis_cli.neurons",
+    "toyanalysis_cli.llc",
     "toyanalysis_cli.report",
 )
 

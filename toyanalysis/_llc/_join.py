@@ -29,8 +29,8 @@ def _phase_means(
     phases: xr.Dataset, estimates: xr.Dataset
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean λ̂, its standard error and the number of estimates, per row of ``phase``."""
-    index = phases["phase_index"].sel(step=estimates["step"], instance=estimates["instance"])
-    index = index.transpose("step", "instance").values
+    chosen = phases["phase_index"].sel(step=estimates["step"], instance=estimates["instance"])
+    index = chosen.transpose("step", "instance").values
     value = estimates["llc"].transpose("step", "instance").values
     se = estimates["llc_se"].transpose("step", "instance").values
     columns = {label: k for k, label in enumerate(estimates["instance"].values.tolist())}
