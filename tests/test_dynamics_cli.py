@@ -162,7 +162,10 @@ def test_phases_json(cli, forced_store):
     result = cli("phases", forced_store, "--format", "json", "--loss-window", "3")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["settings"]["loss_window"] == 3 and data["settings"]["loss_source"] == "store"
+    assert (
+        data["settings"]["loss_window"] == 3
+        and data["settings"]["loss_source"] == "store (no config)"
+    )
     (record,) = data["instances"]
     assert record["instance"] == 0 and record["coords"] == {"seed": 3}
     assert [p["start_step"] for p in record["phases"]] == [0, 1000]

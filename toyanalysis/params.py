@@ -340,10 +340,17 @@ class PhaseParams(Params):
         low=0.0,
         high=0.5,
     )
+    loss: str = option(
+        "expected",
+        str,
+        "Which loss: expected (exact or sampled, from the store's config; the stored loss "
+        "where it has none), exact, sampled, or stored (the training loss).",
+        choices=("expected", "exact", "sampled", "stored"),
+    )
     eval_loss: int | None = option(
         None,
         int,
-        "Use the loss on one fixed batch of N samples instead of the noisy training loss.",
+        "Use the loss on one fixed batch of N samples instead (overrides loss).",
         optional=True,
         low=1,
     )
@@ -359,10 +366,17 @@ class DiagramParams(Params):
     loss_records: int = option(
         3, int, "Seeds are ranked by their mean loss over this many last records.", low=1
     )
+    loss: str = option(
+        "expected",
+        str,
+        "Rank seeds by: expected (exact or sampled, from the store's config; the stored loss "
+        "where it has none), exact, sampled, or stored (the last records' training loss).",
+        choices=("expected", "exact", "sampled", "stored"),
+    )
     eval_loss: int | None = option(
         None,
         int,
-        "Rank seeds by the loss on one fixed batch of N samples (less noisy).",
+        "Rank seeds by the loss on one fixed batch of N samples instead (overrides loss).",
         optional=True,
         low=1,
     )

@@ -13,9 +13,8 @@ import numpy as np
 from toyanalysis._labels import json_scalar
 from toyanalysis._phases._inputs import (
     classification_for,
-    evaluated_loss,
+    compared_loss,
     intake,
-    loss_source,
     threshold_attrs,
 )
 from toyanalysis.errors import ConfigError
@@ -96,16 +95,23 @@ def phase_diagram(
     )
     cls = cls.isel(step=0)
     f, how = _extra_feature(ds, feature)
-    if params.eval_loss is not None:
-        loss: np.ndarray | None = evaluated_loss(ds, cls.expand_dims("step"), params.eval_loss)[0]
-    else:
-        loss = _final_loss(ds, chosen, params.loss_records, cls)
+    loss, source = _seed_loss(ds, cls, chosen, params)
     result = _diagram(cls, ds, axis_names, _extra_labels(cls, f), loss)
     result.attrs.update(
         _attrs(params, made_with, axis_names, json_scalar(cls["feature"].values[f]), how, chosen)
     )
-    result.attrs.update(has_loss=loss is not None, loss_source=loss_source(loss, params.eval_loss))
+    result.attrs.update(has_loss=loss is not None, loss_source=source)
     return result
+
+
+def _seed_loss(
+    ds: xr.Dataset, cls: xr.Dataset, step: int, params: DiagramParams
+) -> tuple[np.ndarray | None, str]:
+    """The loss seeds are ranked by ``(instance,)`` at ``step`` and its source."""
+    loss, _, source = compared_loss(ds, cls.expand_dims("step"), params.loss, params.eval_loss)
+    if source.startswith("store"):  # the training loss: averaged over the last records
+        loss = _final_loss(ds, step, params.loss_records, cls)
+    return (None if loss is None else loss[-1] if loss.ndim == 2 else loss), source
 
 
 def _attrs(

@@ -17,6 +17,7 @@ __all__ = [
     "THRESHOLDS",
     "classification_for",
     "classify_params_of",
+    "compared_loss",
     "evaluated_loss",
     "intake",
     "loss_source",
@@ -131,10 +132,42 @@ def threshold_attrs(params: ClassifyParams | None) -> dict[str, float]:
 
 
 def loss_source(loss: np.ndarray | None, eval_loss: int | None) -> str:
-    """``none``, ``store`` or ``eval:N``."""
+    """``none``, ``store`` or ``eval:N`` (the sources that need no config)."""
     if loss is None:
         return "none"
     return "store" if eval_loss is None else f"eval:{eval_loss}"
+
+
+def compared_loss(
+    ds: xr.Dataset, cls: xr.Dataset, choice: str, eval_loss: int | None
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """The loss models are compared by ``(step, instance)`` at the classified steps, its
+    error (None: unknown) and where it came from (``loss_source``).
+
+    ``eval_loss`` (a fixed batch) wins; ``stored`` is the store's loss; ``exact`` /
+    ``sampled`` / ``expected`` (auto) the :func:`~toyanalysis.evaluation.expected_loss`,
+    ``expected`` falling back to the stored loss where the store has no config or weights.
+    """
+    if eval_loss is not None:
+        return evaluated_loss(ds, cls, eval_loss), None, f"eval:{eval_loss}"
+    usable = "config" in ds.attrs and "W" in ds.data_vars and "b" in ds.data_vars
+    if choice == "stored" or (choice == "expected" and not usable):
+        loss = store_loss(ds, cls)
+        why = "" if choice == "stored" or loss is None else " (no config)"
+        return loss, None, loss_source(loss, None) + why
+    if not usable:
+        raise StoreError(
+            f"loss={choice!r} needs the store's config (attrs['config']) and weights W, b; "
+            "use loss='stored'"
+        )
+    from toyanalysis.evaluation import expected_loss
+
+    method = "auto" if choice == "expected" else choice
+    result = expected_loss(ds.sel(step=cls["step"].values), method=method)
+    chosen = result.sel(instance=cls["instance"].values).transpose("step", "instance")
+    value = np.asarray(chosen["loss"].values, dtype=np.float64)
+    error = np.asarray(chosen["error"].values, dtype=np.float64)
+    return value, error, f"{result.attrs['method']}"
 
 
 def store_loss(ds: xr.Dataset, cls: xr.Dataset) -> np.ndarray | None:

@@ -10,11 +10,9 @@ import numpy as np
 from toyanalysis._phases._events import events_dataset
 from toyanalysis._phases._inputs import (
     classification_for,
-    evaluated_loss,
+    compared_loss,
     intake,
-    loss_source,
     shapes_of,
-    store_loss,
     threshold_attrs,
 )
 from toyanalysis._phases._timeline import (
@@ -69,12 +67,14 @@ def phases(
     ``ds`` is a store Dataset (or a :func:`~toyanalysis.classify` result);
     ``params`` a :class:`~toyanalysis.params.PhaseParams` (the defaults when
     None), changed by keyword by leaf name (``min_records=5``,
-    ``overlap_tol=0.2``, ``eval_loss=8192``). ``classification``: a classify
+    ``overlap_tol=0.2``, ``loss="stored"``). ``classification``: a classify
     result to reuse (else it is computed with ``params.classify``).
-    ``steps``/``instances`` select as in classify. The loss is the store's
-    ``loss`` (loss results are empty without it), or with ``eval_loss=N`` the
-    less noisy :func:`~toyanalysis.evaluation.evaluation_loss` on a fixed
-    batch of N samples.
+    ``steps``/``instances`` select as in classify. The loss (``params.loss``)
+    is by default the expected loss of every record
+    (:func:`~toyanalysis.evaluation.expected_loss`, exact for small n, with
+    its error in ``loss_error``), the store's ``loss`` where the store has no
+    config (``attrs["loss_source"]`` says which; loss results are empty
+    without any), or with ``eval_loss=N`` the loss on a fixed batch.
 
     Returns a Dataset of tidy event tables (schema in ``docs/phases.md``):
     ``summary``, ``phase_index``, ``loss``, ``loss_change`` per ``(step,
@@ -91,15 +91,15 @@ def phases(
     cls = cls.transpose("step", "instance", "feature", ...)
     step_values = np.asarray(cls["step"].values, dtype=np.int64)
     r = Resolved.of(params, step_values, shapes_of(cls))
-    if params.eval_loss is not None:
-        loss: np.ndarray | None = evaluated_loss(ds, cls, params.eval_loss)
-    else:
-        loss = store_loss(ds, cls)
+    loss, error, source = compared_loss(ds, cls, params.loss, params.eval_loss)
     summary = cls["summary"].values.astype(str)
     found = _all_instances(summary, cls["dimensionality"].values, loss, step_values, r)
     result = events_dataset(cls, found, summary, loss)
+    if error is not None:
+        result["loss_error"] = (("step", "instance"), error)
     stored = params if made_with is None else params.replace(classify=made_with)
     result.attrs.update(_attrs(r, stored, loss, cls, ds, made_with))
+    result.attrs["loss_source"] = source
     return result
 
 
@@ -122,7 +122,6 @@ def _attrs(
         "fraction_tol": p.fraction_tol,
         "fractions": [fraction_text(f) for f in r.fractions],
         "has_loss": loss is not None,
-        "loss_source": loss_source(loss, p.eval_loss),
         "sweep": list(cls.attrs.get("sweep", ds.attrs.get("sweep", []))),
         **threshold_attrs(made_with),
         "params": stored.to_json(),
