@@ -38,12 +38,14 @@ pentagon with ``n = 5`` (15 − 1).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from toyanalysis.config import RunConfig, TrainConfig
+from toyanalysis.errors import ConfigError
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -56,6 +58,8 @@ __all__ = [
     "gon_weights",
     "known_point_store",
 ]
+
+WEIGHTS = ("step", "instance", "hidden", "feature")
 
 
 @dataclass(frozen=True)
@@ -140,30 +144,47 @@ def gon_weights(point: KnownPoint, angle: float = 0.0) -> tuple[np.ndarray, np.n
     return W, bias
 
 
-def known_point_store(name: str, instances: int = 1) -> xr.Dataset:
-    """A one-step store of the known point ``name`` (instances rotated), config attached."""
+def known_point_store(names: str | Sequence[str], instances: int = 1) -> xr.Dataset:
+    """A one-step store of the known points ``names`` (all of one ``n``), config attached.
+
+    Each point fills ``instances`` instances, rotated by evenly spaced angles;
+    the ``point`` and ``known_llc`` coordinates say which point and its λ.
+
+    >>> ds = known_point_store(["5-gon", "6-gon"], instances=2)
+    >>> ds["point"].values.tolist(), ds["known_llc"].values.tolist()
+    (['5-gon', '5-gon', '6-gon', '6-gon'], [7.0, 7.0, 8.5, 8.5])
+    """
     import xarray as xr
 
-    point = KNOWN_POINTS[name]
-    angles = np.linspace(0, 2 * np.pi / point.k, instances, endpoint=False)
-    pairs = [gon_weights(point, angle) for angle in angles]
+    points = [KNOWN_POINTS[name] for name in ([names] if isinstance(names, str) else names)]
+    n = {p.n_features for p in points}
+    if len(n) != 1:
+        raise ConfigError(f"known points of different sizes in one store: {sorted(n)} features")
+    pairs, labels = [], []
+    for point in points:
+        angles = np.linspace(0, 2 * np.pi / point.k, instances, endpoint=False)
+        pairs += [gon_weights(point, angle) for angle in angles]
+        labels += [point] * instances
     config = RunConfig(
-        name=f"known-{name}",
-        description=f"hand-built {name} critical point (λ = {point.llc})",
-        n_features=point.n_features,
+        name="known-points",
+        description="hand-built k-gon critical points of known λ",
+        n_features=n.pop(),
         n_hidden=2,
         one_hot=True,
-        seeds=instances,
+        seeds=len(pairs),
         train=TrainConfig(steps=1),
         record="all",
     )
-    W = np.stack([w for w, _ in pairs])[None].astype(np.float32)
-    b = np.stack([bias for _, bias in pairs])[None].astype(np.float32)
     return xr.Dataset(
         {
-            "W": (("step", "instance", "hidden", "feature"), W),
-            "b": (("step", "instance", "feature"), b),
+            "W": (WEIGHTS, np.stack([w for w, _ in pairs])[None].astype(np.float32)),
+            "b": ((*WEIGHTS[:2], "feature"), np.stack([b for _, b in pairs])[None].astype("f4")),
         },
-        coords={"step": [0], "instance": np.arange(instances)},
-        attrs={"model": "relu_output", "config": config.to_json(), "known_llc": point.llc},
+        coords={
+            "step": [0],
+            "instance": np.arange(len(pairs)),
+            "point": ("instance", np.array([p.name for p in labels], dtype=object)),
+            "known_llc": ("instance", np.array([p.llc for p in labels])),
+        },
+        attrs={"model": "relu_output", "config": config.to_json()},
     )
