@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from toyanalysis.config import MODELS, RunConfig
-from toyanalysis.data import INIT_STREAM, generators
 from toyanalysis.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -125,6 +124,8 @@ def init_params(config: RunConfig) -> Params:
     into the fan-out: std = sqrt(2 / (n·m + instances·m)).
     """
     import torch
+
+    from toyanalysis.data import INIT_STREAM, generators
 
     n, m, count = config.n_features, config.n_hidden, config.n_instances
     if config.train.init == "notebook":
