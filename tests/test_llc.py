@@ -230,7 +230,6 @@ def test_cli_csv_and_one_line_errors(onehot_store, cli, tmp_path):
     assert result.exit_code == 0
     header = out.read_text().splitlines()[0].split(",")
     assert header[:2] == ["step", "instance"] and {"llc", "llc_se", "unreliable"} <= set(header)
-    )
     for args, message in [
         (("--step", "150"), "step 150 is not recorded"),
         (("--gamma", "-1"), "(--gamma)"),
