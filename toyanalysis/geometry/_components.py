@@ -67,8 +67,8 @@ def canonical_labels(graph: nx.Graph, n: int) -> np.ndarray:
 
 
 def n_components(adjacency: np.ndarray) -> int:
-    """How many connected components a graph on all its nodes has."""
-    labels = components_reference(adjacency, np.ones(len(adjacency), dtype=bool))
+    """How many connected components a graph on all its nodes has (no networkx needed)."""
+    labels = components_batched(adjacency[None], np.ones((1, len(adjacency)), dtype=bool))
     return int(labels.max()) + 1
 
 
