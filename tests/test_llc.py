@@ -209,6 +209,8 @@ def test_trained_store_selection_and_save(onehot_store, cli):
     from toyanalysis.store import open_analysis
 
     assert open_analysis(onehot_store, "llc")["chain_llc"].dims == ("step", "instance", "chain")
+    tree = xr.open_datatree(onehot_store, engine="zarr", consolidated=False)
+    assert tree["analysis/llc"]["llc"].shape == (2, 1)
 
 
 def test_cli_csv_and_one_line_errors(onehot_store, cli, tmp_path):
