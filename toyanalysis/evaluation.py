@@ -166,7 +166,8 @@ def _units(config: RunConfig) -> list[tuple[list[tuple[int, ...]], np.ndarray]]:
         if kind == "correlated":
             units.append(([(), members], np.stack([1 - d[:, 0], d[:, 0]], axis=1)))
         else:
-            off = np.clip(1 - d.sum(axis=1, keepdims=True), 0.0, 1.0)
+            off = 1 - d.sum(axis=1, keepdims=True)
+            off = np.where(off < 1e-12, 0.0, off)  # one-hot: no sample is empty
             units.append(([(), *[(f,) for f in members]], np.concatenate([off, d], axis=1)))
     return units
 
