@@ -6,7 +6,9 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from jaxtyping import Float
 
+from toyanalysis._checks import shape_checked
 from toyanalysis._labels import carried_coords, select
 from toyanalysis._llc._params import LLCParams
 from toyanalysis.config import RunConfig
@@ -102,8 +104,12 @@ def _run_blocks(
     return np.concatenate(losses), np.concatenate(references)
 
 
+@shape_checked
 def summarise_chains(
-    chain_llc: np.ndarray, mean_loss: np.ndarray, reference: np.ndarray, params: LLCParams
+    chain_llc: Float[np.ndarray, "*batch chain"],
+    mean_loss: Float[np.ndarray, "*batch chain"],
+    reference: Float[np.ndarray, "*batch chain"],
+    params: LLCParams,
 ) -> dict[str, np.ndarray]:
     """λ̂ over the kept chains (last axis), its standard error and the diagnostics.
 

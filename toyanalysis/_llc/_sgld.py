@@ -61,7 +61,8 @@ class RowSampler:
         self.own = torch.tensor(own, device=device)[:, None]
         self.n_gates = len(groups)
 
-    def sample(self, batch: int) -> torch.Tensor:
+    @shape_checked
+    def sample(self, batch: int) -> Float[torch.Tensor, "row feature batch"]:
         rows, n = self.shape
         if self.one_hot:  # one feature per sample, uniformly chosen, value U[0, 1]
             which = torch.randint(n, (rows, 1, batch), generator=self.gen, device=self.device)
