@@ -51,9 +51,10 @@ def speed(device: str) -> None:
         f"({os.cpu_count()} CPUs visible; load average {os.getloadavg()[0]:.1f})"
     )
     last = result["llc"].isel(step=-1)
+    kept = int((~result["divergent"]).sum())
     print(
-        f"λ̂ at step {int(result['step'][-1])}: median {float(last.median()):.2f}, "
-        f"range {float(last.min()):.2f} .. {float(last.max()):.2f}"
+        f"{kept} of {chains} chains kept; λ̂ at step {int(result['step'][-1])}: median "
+        f"{float(last.median()):.2f}, range {float(last.min()):.2f} .. {float(last.max()):.2f}"
     )
     for warning in caught:
         print(f"warning: {warning.message}")
