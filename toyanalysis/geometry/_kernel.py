@@ -29,7 +29,14 @@ from toyanalysis.geometry._shapes import INVALID, OTHER, UNLEARNED, Shape, Shape
 from toyanalysis.params import ClassifyParams
 from toyanalysis.superposition import feature_norms, matmul_tn, unit_directions
 
-__all__ = ["INVALID_SUMMARY", "Vocabulary", "classify_kernel", "work_dtype"]
+__all__ = [
+    "BLOCK_BYTES",
+    "INVALID_SUMMARY",
+    "Vocabulary",
+    "classify_kernel",
+    "work_dtype",
+    "working_bytes",
+]
 
 INVALID_SUMMARY = f"{INVALID} (non-finite weights)"
 
@@ -86,6 +93,7 @@ class _Classifier:
         self.params = params
         self.vocab = Vocabulary(tuple(shapes))
         self._patterns: dict[bytes, np.ndarray] = {}
+        self._pattern_bytes = 0
         self._summaries: dict[bytes, str] = {}
         self._other_terms: dict[tuple[int, int], int] = {}
 
@@ -102,8 +110,12 @@ class _Classifier:
         if missing:
             rows = first[missing]
             labels = components_batched(adjacency[rows], represented[rows])
+            if self._pattern_bytes > _CACHE_BYTES:
+                self._patterns = {key: self._patterns[key] for key in raw if key in self._patterns}
+                self._pattern_bytes = 0
             for u, row in zip(missing, labels, strict=True):
                 self._patterns[raw[u]] = row
+                self._pattern_bytes += len(raw[u]) + row.nbytes
         table = np.stack([self._patterns[key] for key in raw])
         return table[inverse]
 
@@ -265,10 +277,52 @@ class _Classifier:
         return " + ".join(f"{count} {name}" for count, name in parts)
 
 
-def _padded(values: np.ndarray, size: int, fill: Any, dtype: Any) -> np.ndarray:
-    out = np.full((values.shape[0], size), fill, dtype=dtype)
-    out[:, : values.shape[1]] = values
-    return out
+# Working memory one sub-block of checkpoints may use inside the kernel (Gram matrices
+# and friends); dask runs one kernel per core at once.
+BLOCK_BYTES = 64 * 2**20
+# Distinct adjacency patterns remembered across sub-blocks before the cache is reset.
+_CACHE_BYTES = 64 * 2**20
+
+
+def working_bytes(m: int, n: int, itemsize: int) -> int:
+    """Bytes one checkpoint of ``m`` hidden dims and ``n`` features holds while classified."""
+    return itemsize * (5 * n * n + 8 * m * n) + 8 * 24 * n + 64
+
+
+@dataclass
+class _Outputs:
+    """The kernel's outputs for ``B`` checkpoints, as codes, filled sub-block by sub-block."""
+
+    kind: np.ndarray
+    component: np.ndarray
+    config_kind: np.ndarray
+    config_n_features: np.ndarray
+    config_n_dims: np.ndarray
+    config_fit: np.ndarray
+    summary: np.ndarray
+
+    @classmethod
+    def empty(cls, B: int, n: int, vocab: Vocabulary, dtype: Any) -> _Outputs:
+        return cls(
+            kind=np.full((B, n), vocab.unlearned, dtype=np.int64),
+            component=np.full((B, n), -1, dtype=np.int32),
+            config_kind=np.full((B, n), vocab.pad, dtype=np.int64),
+            config_n_features=np.zeros((B, n), dtype=np.int32),
+            config_n_dims=np.zeros((B, n), dtype=np.int32),
+            config_fit=np.full((B, n), np.nan, dtype=dtype),
+            summary=np.empty(B, dtype=object),
+        )
+
+    def fill(self, start: int, block: _Block) -> None:
+        rows = slice(start, start + block.kind.shape[0])
+        C = block.config_kind.shape[1]
+        self.kind[rows] = block.kind
+        self.component[rows] = block.component
+        self.config_kind[rows, :C] = block.config_kind
+        self.config_n_features[rows, :C] = block.config_n_features
+        self.config_n_dims[rows, :C] = block.config_n_dims
+        self.config_fit[rows, :C] = block.config_fit
+        self.summary[rows] = block.summary
 
 
 def _mark_invalid(block: _Block, bad: np.ndarray, vocab: Vocabulary) -> None:
@@ -282,11 +336,22 @@ def _mark_invalid(block: _Block, bad: np.ndarray, vocab: Vocabulary) -> None:
     block.summary[bad] = INVALID_SUMMARY
 
 
+def _classify_block(classifier: _Classifier, W: np.ndarray) -> _Block:
+    """One sub-block, non-finite checkpoints marked invalid."""
+    finite = np.isfinite(W).all(axis=(1, 2))
+    if finite.all():
+        return classifier.classify(W)
+    block = classifier.classify(np.where(finite[:, None, None], W, 0))
+    _mark_invalid(block, ~finite, classifier.vocab)
+    return block
+
+
 @shape_checked
 def classify_kernel(
     W: Float[np.ndarray, "*batch hidden feature"],
     params: ClassifyParams,
     shapes: ShapeRegistry,
+    block_bytes: int = BLOCK_BYTES,
 ) -> tuple[
     Shaped[np.ndarray, "*batch feature"],
     Int[np.ndarray, "*batch feature"],
@@ -299,6 +364,10 @@ def classify_kernel(
     """Classify every checkpoint of ``W``: kind, component, and per configuration slot
     kind, n_features, n_dims, fit, then the summary (see the module docstring).
 
+    The checkpoints are classified in sub-blocks whose working set stays
+    within ``block_bytes``, sharing the caches of adjacency patterns and
+    summaries, so memory is bounded whatever the size of ``W``.
+
     >>> from toyanalysis import testing
     >>> from toyanalysis.geometry import BUILTIN_SHAPES
     >>> out = classify_kernel(testing.tegum("digon", dead=1), ClassifyParams(), BUILTIN_SHAPES)
@@ -307,22 +376,22 @@ def classify_kernel(
     """
     batch, (m, n) = W.shape[:-2], W.shape[-2:]
     dtype = work_dtype(W.dtype)
-    flat: np.ndarray = np.asarray(W, dtype=dtype).reshape(int(np.prod(batch)), m, n)
-    finite = np.isfinite(flat).all(axis=(1, 2))
-    if not finite.all():
-        flat = np.where(finite[:, None, None], flat, 0)
+    B = int(np.prod(batch))
+    flat: np.ndarray = np.asarray(W).reshape(B, m, n)
     classifier = _Classifier(params, shapes)
-    block = classifier.classify(flat)
     vocab = classifier.vocab
-    if not finite.all():
-        _mark_invalid(block, ~finite, vocab)
+    out = _Outputs.empty(B, n, vocab, dtype)
+    rows = max(1, block_bytes // working_bytes(m, n, np.dtype(dtype).itemsize))
+    for start in range(0, B, rows):
+        block: np.ndarray = np.asarray(flat[start : start + rows], dtype=dtype)
+        out.fill(start, _classify_block(classifier, block))
     names = vocab.names
     return (
-        names[block.kind].reshape(*batch, n),
-        block.component.astype(np.int32).reshape(*batch, n),
-        names[_padded(block.config_kind, n, vocab.pad, np.int64)].reshape(*batch, n),
-        _padded(block.config_n_features, n, 0, np.int32).reshape(*batch, n),
-        _padded(block.config_n_dims, n, 0, np.int32).reshape(*batch, n),
-        _padded(block.config_fit, n, np.nan, dtype).reshape(*batch, n),
-        block.summary.reshape(batch),
+        names[out.kind].reshape(*batch, n),
+        out.component.reshape(*batch, n),
+        names[out.config_kind].reshape(*batch, n),
+        out.config_n_features.reshape(*batch, n),
+        out.config_n_dims.reshape(*batch, n),
+        out.config_fit.reshape(*batch, n),
+        out.summary.reshape(batch),
     )

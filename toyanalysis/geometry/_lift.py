@@ -16,7 +16,13 @@ import numpy as np
 
 from toyanalysis._labels import as_store, carried_coords, select
 from toyanalysis.errors import ConfigError, StoreError
-from toyanalysis.geometry._kernel import Vocabulary, classify_kernel, work_dtype
+from toyanalysis.geometry._kernel import (
+    BLOCK_BYTES,
+    Vocabulary,
+    classify_kernel,
+    work_dtype,
+    working_bytes,
+)
 from toyanalysis.geometry._shapes import BUILTIN_SHAPES, ShapeRegistry
 from toyanalysis.params import ClassifyParams
 from toyanalysis.superposition import feature_norms, gram, measures
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
-    "BLOCK_BYTES",
+    "TASK_BYTES",
     "chunk_sizes",
     "classify",
     "concat_blocks",
@@ -35,9 +41,8 @@ __all__ = [
     "overlap_graph",
 ]
 
-# Working memory one chunk of checkpoints may use (Gram matrices and friends); dask
-# runs one chunk per core at once.
-BLOCK_BYTES = 32 * 2**20
+# Bytes of weights one dask task classifies (the kernel bounds its own working set).
+TASK_BYTES = 16 * 2**20
 
 _GEOMETRY = (
     "kind",
@@ -52,26 +57,24 @@ _MEASURES = ("norm", "dimensionality", "interference", "dimensions_per_feature")
 _ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:6])
 
 
-def chunk_sizes(ds: xr.Dataset, block_bytes: int = BLOCK_BYTES) -> tuple[int, int]:
-    """Steps and instances classified at once, so one chunk's working set stays within ``block_bytes``.
+def chunk_sizes(ds: xr.Dataset, task_bytes: int = TASK_BYTES) -> tuple[int, int]:
+    """Steps and instances one task classifies: about ``task_bytes`` of weights.
 
-    A checkpoint holds a few ``(feature, feature)`` arrays while it is
-    classified. Chunks cover all instances unless one step of them is over
-    the budget; when the store is chunked along ``step``, a chunk covers
-    whole store chunks where it can (reading part of a chunk decompresses
-    all of it).
+    A store chunked along ``step`` keeps its chunks when they fit (reading part
+    of a chunk decompresses all of it, so a finer split would read each chunk
+    several times); all instances go together unless one step of them is over
+    the budget. The kernel bounds its own working set inside a task.
     """
     n, m, n_inst = ds.sizes["feature"], ds.sizes["hidden"], max(1, ds.sizes["instance"])
-    itemsize = np.dtype(work_dtype(ds["W"].dtype)).itemsize
-    per_checkpoint = itemsize * (5 * n * n + 8 * m * n) + 8 * 24 * n + 64
-    if per_checkpoint * n_inst > block_bytes:
-        return 1, max(1, block_bytes // per_checkpoint)
-    block = block_bytes // (per_checkpoint * n_inst)
+    per_checkpoint = max(1, m * n) * np.dtype(work_dtype(ds["W"].dtype)).itemsize
+    if per_checkpoint * n_inst > task_bytes:
+        return 1, max(1, task_bytes // per_checkpoint)
+    steps = task_bytes // (per_checkpoint * n_inst)
     chunks = ds["W"].chunks
-    if chunks is None:
-        return block, n_inst
-    store_chunk = max(chunks[ds["W"].get_axis_num("step")])
-    return (block - block % store_chunk if block >= store_chunk else block), n_inst
+    if chunks is not None:
+        store_chunk = max(chunks[ds["W"].get_axis_num("step")])
+        steps = store_chunk if store_chunk <= steps else steps
+    return steps, n_inst
 
 
 def _weights(ds: xr.Dataset, block: tuple[int, int], lazy: bool) -> xr.DataArray:
@@ -83,7 +86,9 @@ def _weights(ds: xr.Dataset, block: tuple[int, int], lazy: bool) -> xr.DataArray
     return W
 
 
-def _geometry(W: xr.DataArray, params: ClassifyParams, shapes: ShapeRegistry) -> xr.Dataset:
+def _geometry(
+    W: xr.DataArray, params: ClassifyParams, shapes: ShapeRegistry, block_bytes: int
+) -> xr.Dataset:
     import xarray as xr
 
     names = Vocabulary(tuple(shapes)).names
@@ -91,7 +96,7 @@ def _geometry(W: xr.DataArray, params: ClassifyParams, shapes: ShapeRegistry) ->
     out = xr.apply_ufunc(
         classify_kernel,
         W,
-        kwargs={"params": params, "shapes": shapes},
+        kwargs={"params": params, "shapes": shapes, "block_bytes": block_bytes},
         input_core_dims=[["hidden", "feature"]],
         output_core_dims=[["feature"], ["feature"], *[["config"]] * 4, []],
         dask="parallelized",
@@ -122,12 +127,13 @@ def _lazy_result(
     shapes: ShapeRegistry,
     block: tuple[int, int],
     lazy: bool,
+    block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
     """The classification of the whole (selected) store; lazy when ``lazy``."""
     import xarray as xr
 
     W = _weights(ds, block, lazy)
-    geometry = _geometry(W, params, shapes)
+    geometry = _geometry(W, params, shapes, block_bytes)
     finite = xr.apply_ufunc(np.isfinite, W, dask="allowed").all(["hidden", "feature"])
     measured = measures(W).where(finite)
     result = xr.merge([geometry, measured], compat="override", join="override")
@@ -233,9 +239,11 @@ def iter_classify(
     [1, 1, 1]
     """
     ds, params = _prepared(ds, params, steps, instances, changes)
-    block = chunk_sizes(ds, block_bytes)
-    result = _lazy_result(ds, params, _registry(shapes), block, lazy=True)
-    return iter_blocks(result, block[0], progress)
+    per_step = working_bytes(ds.sizes["hidden"], ds.sizes["feature"], 8) * ds.sizes["instance"]
+    steps = max(1, block_bytes // max(1, per_step))
+    block = (steps, max(1, ds.sizes["instance"]))
+    result = _lazy_result(ds, params, _registry(shapes), block, True, block_bytes)
+    return iter_blocks(result, steps, progress)
 
 
 def iter_blocks(
