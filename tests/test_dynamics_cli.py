@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from toyanalysis import testing
+from toyanalysis.phase_changes import LABELS
 from toyanalysis.store import open_analysis, write_store
 
 
@@ -215,10 +216,9 @@ def test_phase_diagram_json(cli, grid_store):
     assert data["axes"] == ["extra_importance"] and data["feature"] == 1
     cells = {cell["extra_importance"]: cell for cell in data["cells"]}
     assert cells[0.1]["label"] == "unlearned" and cells[0.2]["label"] == "superposed"
-    assert (
-        cells[0.1]["n_seeds"] == 3 and cells[0.1]["n_used"] == 2 and cells[0.1]["agreement"] == 1.0
-    )
-    assert cells[0.1]["dropped_instance"] == 2
+    assert cells[0.1]["n_seeds"] == 3 and cells[0.1]["majority_label"] == "unlearned"
+    assert cells[0.1]["best_instance"] is not None and 0 < cells[0.1]["agreement"] <= 1.0
+    assert sum(cells[0.1][f"fraction_{label}"] for label in LABELS) == pytest.approx(1.0)
     labels = [b for b in data["boundaries"] if b["kind"] == "label"]
     assert labels == [
         {

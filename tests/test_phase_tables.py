@@ -192,7 +192,7 @@ def sweep_grid(drop_cell: bool = False) -> xr.Dataset:
 def test_diagram_grid_unstacks_the_cells_onto_the_sweep_axes():
     result = phase_diagram(sweep_grid(), feature=1)
     grid = diagram_grid(result)
-    assert dict(grid.sizes) == {"x": 2, "y": 3}
+    assert dict(grid.sizes) == {"x": 2, "y": 3, "outcome": 3}
     assert grid["x"].values.tolist() == [1.0, 10.0] and grid["y"].values.tolist() == [0.5, 2.0, 8.0]
     labels = grid["label"].transpose("x", "y").values.tolist()
     assert labels == [["unlearned", "superposed", "superposed"]] * 2
@@ -204,7 +204,7 @@ def test_diagram_grid_unstacks_the_cells_onto_the_sweep_axes():
 
 def test_diagram_grid_leaves_missing_cells_empty_and_takes_one_axis():
     grid = diagram_grid(phase_diagram(sweep_grid(drop_cell=True), feature=1))
-    assert dict(grid.sizes) == {"x": 2, "y": 3}
+    assert dict(grid.sizes) == {"x": 2, "y": 3, "outcome": 3}
     assert np.isnan(float(grid["agreement"].sel(x=10.0, y=8.0)))
     assert grid["label"].sel(x=10.0, y=2.0).item() == "superposed"
     one = diagram_grid(phase_diagram(sweep_grid(), axes=["y"], feature=1))

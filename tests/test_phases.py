@@ -296,8 +296,8 @@ def grid_store(
 
 
 CELLS = {
-    (0.1, 1.0): [("unlearned", 0.1), ("unlearned", 0.2), ("dedicated", 0.9)],  # worst seed dropped
-    (10.0, 1.0): [("dedicated", 0.1), ("superposed", 0.2), ("superposed", 0.9)],  # tie -> best seed
+    (0.1, 1.0): [("unlearned", 0.1), ("unlearned", 0.2), ("dedicated", 0.9)],
+    (10.0, 1.0): [("dedicated", 0.1), ("superposed", 0.2), ("superposed", 0.9)],  # best is 1 of 3
     (0.1, 0.01): [("superposed", 0.3), ("superposed", 0.1), ("superposed", 0.2)],
     (10.0, 0.01): [("superposed", 0.1), ("superposed", 0.2), ("superposed", 0.3)],
 }
@@ -312,23 +312,25 @@ def test_phase_diagram_labels_cells_by_the_documented_rule():
     got = {
         (float(result["extra_importance"][c]), float(result["base_density"][c])): (
             str(result["label"].values[c]),
-            float(result["agreement"][c]),
-            int(result["n_used"][c]),
+            round(float(result["agreement"][c]), 3),
+            str(result["majority_label"].values[c]),
         )
         for c in range(result.sizes["cell"])
     }
     assert got == {
-        (0.1, 1.0): ("unlearned", 1.0, 2),
-        (10.0, 1.0): ("dedicated", 0.5, 2),
-        (0.1, 0.01): ("superposed", 1.0, 2),
-        (10.0, 0.01): ("superposed", 1.0, 2),
+        (0.1, 1.0): ("unlearned", 0.667, "unlearned"),
+        (10.0, 1.0): ("dedicated", 0.333, "superposed"),  # the optimum is not the majority
+        (0.1, 0.01): ("superposed", 1.0, "superposed"),
+        (10.0, 0.01): ("superposed", 1.0, "superposed"),
     }
-    assert int(result["n_seeds"].min()) == 3
-    # the dropped seed is the worst-loss one (instance 2 of the first cell)
+    assert int(result["n_seeds"].min()) == 3 and result.attrs["loss_source"] == "store (no config)"
     first = int(
-        np.flatnonzero((result["extra_importance"] == 0.1) & (result["base_density"] == 1.0))[0]
+        np.flatnonzero((result["extra_importance"] == 10.0) & (result["base_density"] == 1.0))[0]
     )
-    assert int(result["dropped_instance"][first]) == 2
+    fraction = dict(zip(result["outcome"].values, result["outcome_fraction"].values[first]))
+    gap = dict(zip(result["outcome"].values, result["outcome_gap"].values[first]))
+    assert fraction == pytest.approx({"unlearned": 0, "superposed": 2 / 3, "dedicated": 1 / 3})
+    assert gap["superposed"] == pytest.approx(1.0) and np.isnan(gap["unlearned"])  # (0.2-0.1)/0.1
 
 
 @settings(max_examples=10, deadline=None)
@@ -338,7 +340,7 @@ def test_phase_diagram_is_invariant_to_instance_order(seed):
     order = np.random.default_rng(seed).permutation(ds.sizes["instance"])
     shuffled = ds.isel(instance=order).assign_coords(instance=np.arange(ds.sizes["instance"]))
     a, b = diagram_records(phase_diagram(ds)), diagram_records(phase_diagram(shuffled))
-    strip = ("dropped_instance",)
+    strip = ("best_instance",)
     assert [{k: v for k, v in c.items() if k not in strip} for c in a["cells"]] == [
         {k: v for k, v in c.items() if k not in strip} for c in b["cells"]
     ]
@@ -347,7 +349,7 @@ def test_phase_diagram_is_invariant_to_instance_order(seed):
 
 def test_phase_diagram_majority_without_loss_keeps_every_seed():
     result = phase_diagram(grid_store(CELLS, loss=False))
-    assert (result["n_used"] == 3).all() and (result["dropped_instance"] == -1).all()
+    assert (result["best_instance"] == -1).all() and result.attrs["loss_source"] == "none"
     labels = dict(
         zip(
             zip(result["extra_importance"].values, result["base_density"].values),
@@ -499,3 +501,53 @@ def test_dynamics_preset_every_loss_drop_is_a_change_of_geometry(tmp_path):
         assert n >= 1 and int(c["n_transitions"]) == n - 1
         assert int(r["phase_start"][0]) == 0 and int(r["phase_end"][n - 1]) == 1500
         assert (np.diff(r["phase_index"].values) >= 0).all()
+
+
+def exact_cells_store():
+    """n=2, m=1, importance (1, 1/2): two cells (density 0.1 and 0.9) of three seeds each,
+    feature 0 dedicated (feature 1 unlearned, its bias its mean) or the antipodal pair.
+    Exact losses: dedicated (p/3 - p²/4)/4, antipodal p²·(3/2)/12; antipodal wins for
+    p < 4/9. The stored losses say the opposite (a misleading batch)."""
+    from toyanalysis.config import RunConfig, SweepAxis
+
+    densities = (0.1, 0.9)
+    config = RunConfig(
+        n_features=2,
+        n_hidden=1,
+        importance=(1.0, 0.5),
+        sweep=(SweepAxis(name="p", target="density", values=densities),),
+        seeds=3,
+    )
+    antipodal = np.array([True, False, True, False, True, False])  # per instance
+    W = np.where(antipodal[:, None, None], [[[1.0, -1.0]]], [[[1.0, 0.0]]])
+    p = np.repeat(densities, 3)
+    b = np.stack([np.zeros(6), np.where(antipodal, 0.0, p / 2)], axis=1)
+    stored = np.where(antipodal == (p < 0.5), 1.0, 0.5)
+    ds = testing.as_dataset(
+        W[None], density=np.stack([p, p], axis=1), sweep={"p": p}, loss=stored[None]
+    )
+    ds["b"] = (("step", "instance", "feature"), b[None])
+    ds.attrs["config"] = config.to_json()
+    exact = np.where(antipodal, p * p * 1.5 / 12, (p / 3 - p * p / 4) / 4)
+    return ds, exact
+
+
+def test_phase_diagram_ranks_seeds_by_the_exact_loss():
+    ds, exact = exact_cells_store()
+    result = phase_diagram(ds, feature=1)
+    assert result.attrs["loss_source"] == "exact"
+    assert result["label"].values.tolist() == ["superposed", "unlearned"]
+    np.testing.assert_allclose(result["instance_loss"].values, exact, rtol=2e-3)
+    sparse, dense = exact[[0, 1]], exact[[4, 3]]  # (antipodal, dedicated) of each cell
+    assert result["outcome_fraction"].values.tolist() == [[1 / 3, 2 / 3, 0.0], [2 / 3, 1 / 3, 0.0]]
+    gaps = result["outcome_gap"].values
+    assert gaps[0, 0] == pytest.approx((sparse[1] - sparse[0]) / sparse[0], rel=5e-3)
+    assert gaps[1, 1] == pytest.approx((dense[0] - dense[1]) / dense[1], rel=5e-3)
+    assert gaps[0, 1] == 0 and gaps[1, 0] == 0 and np.isnan(gaps[:, 2]).all()
+    assert [str(b) for b in result["boundary_kind"].values] == ["label", "configuration"]
+    # the stored (batch) loss ranks the other way
+    stored = phase_diagram(ds, feature=1, loss="stored")
+    assert stored["label"].values.tolist() == ["unlearned", "superposed"]
+    record = diagram_records(result)["cells"][0]
+    assert record["fraction_superposed"] == 2 / 3 and record["best_instance"] == 0
+    assert [c["fraction"] for c in record["configurations"]] == [2 / 3, 1 / 3]  # best first

@@ -36,8 +36,9 @@ __all__ = [
 UNLEARNED, SUPERPOSED, DEDICATED = "unlearned", "superposed", "dedicated"
 LABELS = (UNLEARNED, SUPERPOSED, DEDICATED)
 SEED_RULE = (
-    "drop the highest-loss seed when a cell has >= 3 and there is a loss; majority of the rest; "
-    "ties go to the lowest-loss seed's label"
+    "the lowest-loss seed's label and configuration (the majority of the seeds when there is "
+    "no loss); agreement: the fraction of seeds with them; outcomes: the fraction of seeds per "
+    "label and configuration with the gap of its best loss to the cell's best"
 )
 CELL_VARS = (
     "label",
@@ -45,9 +46,12 @@ CELL_VARS = (
     "configuration",
     "configuration_agreement",
     "n_seeds",
-    "n_used",
-    "dropped_instance",
+    "best_instance",
     "loss",
+    "loss_error",
+    "majority_label",
+    "outcome_fraction",
+    "outcome_gap",
 )
 
 
@@ -65,17 +69,21 @@ def phase_diagram(
 
     ``params``: a :class:`~toyanalysis.params.DiagramParams` (the defaults
     when None), changed by keyword by leaf name (``loss_records=5``,
-    ``eval_loss=8192``, ``norm_threshold=0.4``). ``axes``: the sweep
+    ``loss="stored"``, ``norm_threshold=0.4``). ``axes``: the sweep
     coordinates (1-D ``instance`` coords; default ``ds.attrs["sweep"]``).
     Instances sharing all axis values are the seeds of one cell.
     ``feature``: the extra feature's label (default: the one feature whose
     importance or density varies across instances on its own, else the
-    last). ``step``: the recorded step to judge (default the last). Seeds:
-    with 3 or more in a cell and a loss (mean of the last ``loss_records``
-    records, or with ``eval_loss=N`` the loss on N fixed samples), the worst
-    is dropped; the label is the majority of the rest, ties going to the
-    lowest-loss seed. Returns a Dataset with dims ``cell``, ``boundary``,
-    ``instance`` (``docs/phases.md``); :func:`diagram_grid` puts it on the grid.
+    last). ``step``: the recorded step to judge (default the last). Seeds are
+    ranked by the expected loss (``params.loss``; the mean of the last
+    ``loss_records`` stored losses where the store has no config): a cell's
+    ``label`` and ``configuration`` are its lowest-loss seed's (the optimum
+    found), ``outcome_fraction`` / ``outcome_gap`` say how often each label
+    came out and how much worse its best seed is (what training from random
+    init finds); boundaries follow the optimal labels. Without any loss the
+    majority of the seeds decides. Returns a Dataset with dims ``cell``,
+    ``boundary``, ``outcome``, ``instance`` (``docs/phases.md``);
+    :func:`diagram_grid` puts it on the grid.
 
     >>> import numpy as np
     >>> from toyanalysis import testing
@@ -106,12 +114,15 @@ def phase_diagram(
 
 def _seed_loss(
     ds: xr.Dataset, cls: xr.Dataset, step: int, params: DiagramParams
-) -> tuple[np.ndarray | None, str]:
-    """The loss seeds are ranked by ``(instance,)`` at ``step`` and its source."""
-    loss, _, source = compared_loss(ds, cls.expand_dims("step"), params.loss, params.eval_loss)
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """The loss seeds are ranked by and its error ``(instance,)`` at ``step``; its source."""
+    loss, error, source = compared_loss(ds, cls.expand_dims("step"), params.loss, params.eval_loss)
     if source.startswith("store"):  # the training loss: averaged over the last records
-        loss = _final_loss(ds, step, params.loss_records, cls)
-    return (None if loss is None else loss[-1] if loss.ndim == 2 else loss), source
+        mean = _final_loss(ds, step, params.loss_records, cls)
+        return (None if mean is None else (mean, np.full(len(mean), np.nan))), source
+    if loss is None:
+        return None, source
+    return (loss[0], np.full(loss.shape[1], np.nan) if error is None else error[0]), source
 
 
 def _attrs(
@@ -229,27 +240,43 @@ def _majority(labels: list[str]) -> tuple[str, int]:
     return next(label for label in labels if counts[label] == top), top
 
 
+def _gaps(values: list[str], ranked: list[int], loss: np.ndarray, best: float) -> dict[str, Any]:
+    """Per distinct value: the fraction of seeds with it and the relative gap of its best
+    seed's loss to the cell's best (NaN without a loss)."""
+    out = {}
+    for value in dict.fromkeys(values):  # in loss order
+        first = ranked[values.index(value)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gap = (loss[first] - best) / best if best > 0 else loss[first] - best
+        out[value] = (values.count(value) / len(values), float(gap))
+    return out
+
+
 def _cell(
-    members: list[int], labels: np.ndarray, configs: np.ndarray, loss: np.ndarray, has_loss: bool
-) -> tuple[dict[str, Any], int]:
-    """One cell's majority labels and seeds; the dropped seed's position (-1 none)."""
+    members: list[int], labels: np.ndarray, configs: np.ndarray, loss: np.ndarray
+) -> dict[str, Any]:
+    """One cell: the lowest-loss seed's labels (majority without a loss) and the outcomes."""
     # rank by loss, missing loss last (worst); stable in instance order
     ranked = sorted(members, key=lambda k: (not np.isfinite(loss[k]), np.nan_to_num(loss[k])))
-    dropped = ranked[-1] if len(members) >= 3 and has_loss else -1
-    kept = [k for k in ranked if k != dropped]
-    label, count = _majority([labels[k] for k in kept])
-    config, config_count = _majority([configs[k] for k in kept])
-    kept_loss = loss[kept]
-    row = {
+    has_loss = bool(np.isfinite(loss[ranked[0]]))
+    cell_labels, cell_configs = [labels[k] for k in ranked], [configs[k] for k in ranked]
+    majority, _ = _majority(cell_labels)
+    label = cell_labels[0] if has_loss else majority
+    config = cell_configs[0] if has_loss else _majority(cell_configs)[0]
+    best = float(loss[ranked[0]])
+    outcomes = _gaps(cell_labels, ranked, loss, best)
+    return {
         "label": label,
-        "agreement": count / len(kept),
+        "agreement": cell_labels.count(label) / len(ranked),
         "configuration": config,
-        "configuration_agreement": config_count / len(kept),
+        "configuration_agreement": cell_configs.count(config) / len(ranked),
         "n_seeds": len(members),
-        "n_used": len(kept),
-        "loss": float(np.mean(kept_loss)) if np.isfinite(kept_loss).all() else np.nan,
+        "best": ranked[0] if has_loss else -1,
+        "loss": best,
+        "majority_label": majority,
+        "outcome_fraction": [outcomes.get(x, (0.0, np.nan))[0] for x in LABELS],
+        "outcome_gap": [outcomes.get(x, (0.0, np.nan))[1] for x in LABELS],
     }
-    return row, dropped
 
 
 def _diagram(
@@ -257,7 +284,7 @@ def _diagram(
     ds: xr.Dataset,
     axis_names: list[str],
     labels: np.ndarray,
-    loss: np.ndarray | None,
+    loss: tuple[np.ndarray, np.ndarray] | None,
 ) -> xr.Dataset:
     import xarray as xr
 
@@ -268,15 +295,13 @@ def _diagram(
     keys, cell_of = np.unique(values, axis=0, return_inverse=True)
     cell_of = np.asarray(cell_of).reshape(-1)
     configs = cls["summary"].values.astype(str)
-    inst_loss = loss if loss is not None else np.full(len(labels), np.nan)
-    used = np.ones(len(labels), dtype=bool)
+    nan = np.full(len(labels), np.nan)
+    inst_loss, inst_error = loss if loss is not None else (nan, nan)
     rows = []
     for c in range(len(keys)):
-        members = np.flatnonzero(cell_of == c).tolist()
-        row, dropped = _cell(members, labels, configs, inst_loss, loss is not None)
-        row["dropped_instance"] = instances[dropped] if dropped >= 0 else -1
-        if dropped >= 0:
-            used[dropped] = False
+        row = _cell(np.flatnonzero(cell_of == c).tolist(), labels, configs, inst_loss)
+        row["best_instance"] = instances[row["best"]] if row["best"] >= 0 else -1
+        row["loss_error"] = inst_error[row["best"]] if row["best"] >= 0 else np.nan
         rows.append(row)
     data = _cell_vars(rows)
     data.update(_boundary_vars(_boundaries(keys, axis_names, rows)))
@@ -284,23 +309,25 @@ def _diagram(
         instance_label=("instance", labels),
         instance_configuration=("instance", configs),
         instance_loss=("instance", inst_loss),
+        instance_loss_error=("instance", inst_error),
         cell_index=("instance", cell_of.astype(np.int64)),
-        used=("instance", used),
     )
     coords: dict[str, Any] = {"cell": np.arange(len(keys)), "instance": instances}
     coords.update({name: ("cell", keys[:, j]) for j, name in enumerate(axis_names)})
+    coords["outcome"] = list(LABELS)
     if "seed" in cls.coords and cls["seed"].dims == ("instance",):
         coords["seed"] = ("instance", np.asarray(cls["seed"].values))
     return xr.Dataset(data, coords=coords)
 
 
 def _cell_vars(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    dtypes = {"label": str, "configuration": str, "n_seeds": np.int64, "n_used": np.int64}
+    dtypes = {"label": str, "configuration": str, "majority_label": str, "n_seeds": np.int64}
     out = {}
     for name in CELL_VARS:
         values = [row[name] for row in rows]
-        dtype = None if name == "dropped_instance" else dtypes.get(name, np.float64)
-        out[name] = ("cell", np.array(values, dtype=dtype))
+        dtype = None if name == "best_instance" else dtypes.get(name, np.float64)
+        dims = ("cell", "outcome") if name.startswith("outcome_") else ("cell",)
+        out[name] = (dims, np.array(values, dtype=dtype))
     return out
 
 
@@ -353,20 +380,38 @@ def _boundaries(
 
 
 def _cell_record(result: xr.Dataset, c: int, axes: list[str]) -> dict[str, Any]:
-    n_used, n_seeds = int(result["n_used"].values[c]), int(result["n_seeds"].values[c])
-    return {
+    """One cell as a flat record (also a row of :func:`diagram_cells`)."""
+    best = result["best_instance"].values[c]
+    row = {
         **{a: json_scalar(result[a].values[c]) for a in axes},
         "label": str(result["label"].values[c]),
         "agreement": json_scalar(float(result["agreement"].values[c])),
-        "n_seeds": n_seeds,
-        "n_used": n_used,
-        "dropped_instance": None
-        if n_used == n_seeds
-        else json_scalar(result["dropped_instance"].values[c]),
+        "n_seeds": int(result["n_seeds"].values[c]),
+        "best_instance": None if best == -1 else json_scalar(best),
         "configuration": str(result["configuration"].values[c]),
         "configuration_agreement": json_scalar(float(result["configuration_agreement"].values[c])),
         "loss": json_scalar(float(result["loss"].values[c])),
+        "loss_error": json_scalar(float(result["loss_error"].values[c])),
+        "majority_label": str(result["majority_label"].values[c]),
     }
+    for j, label in enumerate(result["outcome"].values.tolist()):
+        row[f"fraction_{label}"] = json_scalar(float(result["outcome_fraction"].values[c, j]))
+        row[f"gap_{label}"] = json_scalar(float(result["outcome_gap"].values[c, j]))
+    return row
+
+
+def _configurations(result: xr.Dataset, c: int) -> list[dict[str, Any]]:
+    """The configurations a cell's seeds found: fraction of seeds and best loss's gap."""
+    members = np.flatnonzero(result["cell_index"].values == c)
+    loss = np.asarray(result["instance_loss"].values, dtype=np.float64)[members]
+    configs = result["instance_configuration"].values.astype(str)[members]
+    order = np.argsort(np.where(np.isfinite(loss), loss, np.inf), kind="stable")
+    ranked = [configs[k] for k in order]
+    gaps = _gaps(ranked, order.tolist(), loss, float(loss[order[0]]))
+    return [
+        {"configuration": k, "fraction": json_scalar(f), "gap": json_scalar(g)}
+        for k, (f, g) in gaps.items()
+    ]
 
 
 def _boundary_record(result: xr.Dataset, b: int, axes: list[str]) -> dict[str, Any]:
@@ -389,8 +434,10 @@ def diagram_records(result: xr.Dataset) -> dict[str, Any]:
 
     ``axes``, ``feature``, ``feature_rule``, ``step``, ``loss_records``,
     ``loss_source``, ``seed_rule``; ``cells`` (each: the axis values by name,
-    ``label``, ``agreement``, ``n_seeds``, ``n_used``, ``dropped_instance``
-    (or null), ``configuration``, ``configuration_agreement``, ``loss``) and
+    ``label``, ``agreement``, ``n_seeds``, ``best_instance`` (or null),
+    ``configuration``, ``configuration_agreement``, ``loss``, ``loss_error``,
+    ``majority_label``, ``fraction_<label>`` and ``gap_<label>`` per label,
+    and ``configurations``: each found configuration's ``fraction`` and ``gap``) and
     ``boundaries`` (each: ``axis``, ``kind``, ``at`` (the other axes'
     values), ``lower``, ``upper``, ``position``, ``from``, ``to``).
     """
@@ -399,7 +446,10 @@ def diagram_records(result: xr.Dataset) -> dict[str, Any]:
     return {
         "axes": axes,
         **{key: json_scalar(result.attrs[key]) for key in keys},
-        "cells": [_cell_record(result, c, axes) for c in range(result.sizes["cell"])],
+        "cells": [
+            {**_cell_record(result, c, axes), "configurations": _configurations(result, c)}
+            for c in range(result.sizes["cell"])
+        ],
         "boundaries": [_boundary_record(result, b, axes) for b in range(result.sizes["boundary"])],
     }
 
@@ -428,7 +478,7 @@ def diagram_grid(result: xr.Dataset) -> xr.Dataset:
     """
     axes = [str(a) for a in result.attrs["axes"]]
     cells = result[[name for name in CELL_VARS if name in result.data_vars]]
-    cells = cells.drop_vars([c for c in cells.coords if c not in (*axes, "cell")])
+    cells = cells.drop_vars([c for c in cells.coords if c not in (*axes, "cell", "outcome")])
     if len(axes) == 1:
         return cells.swap_dims(cell=axes[0]).drop_vars("cell").sortby(axes[0])
     grid = cells.drop_vars("cell").set_index(cell=axes).unstack("cell")
@@ -441,7 +491,7 @@ def _short(value: Any) -> Any:
 
 def _grid_text(cells: pd.DataFrame, axes: list[str]) -> str:
     if len(axes) != 2:
-        shown = [*axes, "label", "agreement", "n_seeds", "n_used", "configuration"]
+        shown = [*axes, "label", "agreement", "n_seeds", "majority_label", "configuration"]
         return cells[shown].to_string(index=False)
     cells = cells.assign(
         cell=cells["label"] + cells["agreement"].map(lambda a: "" if a == 1 else f" ({a:.2f})")
