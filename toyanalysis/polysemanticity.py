@@ -23,26 +23,44 @@ score
     ratio of its squared drives, ``(Σᵢ dᵢ²)² / Σᵢ dᵢ⁴``. It is 1 when one
     feature drives the neuron, k when k features drive it equally, and lies
     in ``[1, n]``. NaN for dead neurons.
+drives, writes
+    Feature ``i`` drives neuron ``h`` (``drives[h, i]``: the neuron *reads*
+    ``i``) when the neuron is not dead and
+    ``drive[h, i] ≥ feature_fraction × maxⱼ drive[h, j]`` (default 0.3). The
+    neuron *writes* output ``j`` (``writes[h, j]``) by the same rule on its
+    output drives, the sign rule applied to ``W_out[j, h]`` (``abs``:
+    ``|W_out[j, h]|``; ``hidden_relu`` is tied, ``W_out = Wᵀ``, so it writes
+    exactly what it reads). ``top_feature``/``top_output``: the strongest of
+    each; ``in_sign``/``out_sign``: the sign of the weight there; ``agrees``:
+    ``top_output == top_feature`` with ``out_sign > 0``.
 label
     ``dead`` when ``strength < dead_threshold`` (default 0.1; for ``abs`` also
     when the output weights ``‖W_out[:, h]‖ < dead_threshold``: the neuron
-    reads but writes nothing); otherwise ``monosemantic`` when
-    ``score ≤ mono_threshold`` (default 1.5: a second feature would need
-    about half the top feature's weight to cross it) and ``polysemantic``
-    above.
-drives
-    Feature ``i`` drives neuron ``h`` (``drives[h, i]``) when the neuron is
-    not dead and ``drive[h, i] ≥ feature_fraction × maxⱼ drive[h, j]``
-    (default 0.3). The same relation read per feature gives the neurons that
-    carry it (``n_neurons``).
-monosemantic_fraction
+    reads but writes nothing); ``monosemantic`` when ``score ≤ mono_threshold``
+    (default 1.5), it writes one output only and ``agrees``; ``crossed`` when
+    the same holds but it writes another feature's output (or writes its own
+    with a negative weight); ``polysemantic`` otherwise (several inputs, or
+    several outputs).
+feature_label
+    How each feature is computed. A neuron is *clean* for ``i`` when it reads
+    only ``i`` and writes only ``i``'s output, with a positive weight. ``none``:
+    no neuron reads ``i``; ``shared``: a neuron reading ``i`` is not clean for
+    it; otherwise, for signed inputs (``abs``, target ``|x|``), ``pair`` when
+    its clean neurons read it with both signs (one fires for ``x > 0``, one for
+    ``x < 0``) and ``one-sided`` when with one sign only (a broken pair: the
+    other half of ``|x|`` is a constant); for unsigned inputs
+    (``hidden_relu``) ``dedicated`` (one sign is the whole input range).
+monosemantic_fraction, clean_fraction
     Per instance: monosemantic neurons / neurons that are not dead (NaN when
-    all are dead). ``dead_fraction`` is dead neurons / all neurons.
+    all are dead); features labelled ``pair`` or ``dedicated`` / all features.
+    ``dead_fraction`` is dead neurons / all neurons; the counts of each
+    neuron and feature label.
 
 Expected (paper, section "Superposition in a privileged basis"): dense
 inputs give monosemantic neurons, sparser inputs polysemantic ones; the
 ``|x|`` model with n=3, m=6 uses a pair of neurons per feature, one for
-``x > 0`` and one for ``x < 0``, each monosemantic.
+``x > 0`` and one for ``x < 0``, each monosemantic. A pair whose two
+neurons share a sign is not: the per-feature label says so.
 
 >>> import numpy as np, xarray as xr
 >>> W = np.array([[[[1.0, 0.0, 0.0], [0.0, 0.9, 0.8], [0.0, 0.0, 0.0]]]], np.float32)
@@ -51,8 +69,8 @@ inputs give monosemantic neurons, sparser inputs polysemantic ones; the
 >>> result = neurons(ds)
 >>> result["label"].values[0, 0].tolist()
 ['monosemantic', 'polysemantic', 'dead']
->>> float(result["monosemantic_fraction"][0, 0])
-0.5
+>>> float(result["monosemantic_fraction"][0, 0]), result["feature_label"].values[0, 0].tolist()
+(0.5, ['dedicated', 'shared', 'shared'])
 """
 
 from __future__ import annotations
@@ -72,7 +90,7 @@ from toyanalysis._labels import (
     select_steps,
     sweep_names,
 )
-from toyanalysis._neurons import drive, lift, participation
+from toyanalysis._neurons import FEATURE_LABELS, NEURON_LABELS, drive, lift, participation
 from toyanalysis.errors import ConfigError, StoreError
 from toyanalysis.models import FAMILIES, ModelFamily
 from toyanalysis.params import NeuronParams
@@ -81,10 +99,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "FEATURE_LABELS",
     "LABELS",
     "SIGN_RULES",
     "NeuronParams",
     "drive",
+    "feature_frame",
     "instance_frame",
     "neuron_frame",
     "neuron_records",
@@ -96,14 +116,39 @@ __all__ = [
 
 # the sign rules NeuronParams admits (defined there, once)
 SIGN_RULES = next(opt.choices for path, _, opt in NeuronParams.options() if path == ("sign",))
-LABELS = ("monosemantic", "polysemantic", "dead")
+LABELS = NEURON_LABELS
 FULL = ("step", "instance", "hidden", "feature")
 INSTANCE_KEYS = (
     "monosemantic_fraction",
     "dead_fraction",
     "n_monosemantic",
     "n_polysemantic",
+    "n_crossed",
     "n_dead",
+    "clean_fraction",
+    *(f"n_{name.replace('-', '_')}" for name in FEATURE_LABELS),
+)
+
+# the per-neuron and per-feature variables a record reads
+RECORD_VARIABLES = (
+    "weight",
+    "out_weight",
+    "drive",
+    "drives",
+    "label",
+    "score",
+    "strength",
+    "in_sign",
+    "out_drive",
+    "writes",
+    "out_score",
+    "top_output",
+    "out_sign",
+    "agrees",
+    "feature_label",
+    "n_positive",
+    "n_negative",
+    "n_foreign",
 )
 
 
@@ -150,12 +195,21 @@ def neurons(
       (not a copy; lazy on a dask-backed store); ``out_weight`` (``abs``
       only): the store's ``W_out[i, h]``, transposed the same way;
     - ``drive``, ``drives (step, instance, hidden, feature)``: the drive and
-      whether feature ``i`` drives neuron ``h`` (see the module docstring);
-    - ``strength``, ``score``, ``label``, ``top_feature``, ``n_features``
+      whether neuron ``h`` reads feature ``i``; ``out_drive``, ``writes``: the
+      same for the output it writes into ``i``; ``clean``: ``h`` reads only
+      ``i`` and writes only ``i``, positively (see the module docstring);
+    - ``strength``, ``score``, ``label``, ``top_feature``, ``n_features``,
+      ``out_score``, ``top_output``, ``in_sign``, ``out_sign``, ``agrees``
       ``(step, instance, hidden)``;
-    - ``n_neurons (step, instance, feature)``: neurons each feature drives;
-    - ``monosemantic_fraction``, ``dead_fraction``, ``n_monosemantic``,
-      ``n_polysemantic``, ``n_dead`` ``(step, instance)``.
+    - ``n_neurons``, ``feature_label``, ``n_positive``, ``n_negative``,
+      ``n_writers``, ``n_foreign`` ``(step, instance, feature)``: the neurons
+      reading each feature (all, by sign), its label, the neurons writing
+      its output (all, and those not reading it);
+    - ``monosemantic_fraction``, ``dead_fraction``, ``clean_fraction`` and
+      the counts of each neuron and feature label (``n_monosemantic``,
+      ``n_polysemantic``, ``n_crossed``, ``n_dead``, ``n_pair``,
+      ``n_dedicated``, ``n_one_sided``, ``n_shared``, ``n_none``)
+      ``(step, instance)``.
 
     attrs: ``model``, ``sign`` (the rule used), the thresholds, ``sweep`` and
     ``params`` (the :class:`NeuronParams` as JSON).
@@ -171,6 +225,12 @@ def neurons(
     >>> r = neurons(ds)
     >>> r["top_feature"].values[0, 0].tolist(), float(r["monosemantic_fraction"][0, 0])
     ([0, 0, 1, 1, 2, 2], 1.0)
+    >>> r["feature_label"].values[0, 0].tolist()
+    ['pair', 'pair', 'pair']
+    >>> W[0, 0, 1, 0] = 1.0          # a broken pair: neuron 1 fires for x > 0 too, like neuron 0
+    >>> r = neurons(xr.Dataset({"W": (dims, W), "W_out": (out_dims, W_out)}, attrs={"model": "abs"}))
+    >>> r["feature_label"].values[0, 0].tolist(), float(r["clean_fraction"][0, 0])
+    (['one-sided', 'pair', 'pair'], 0.6666666666666666)
     """
     params = NeuronParams.resolve(params, changes)
     ds = as_store(ds, "neurons input")
@@ -182,6 +242,7 @@ def neurons(
         "mono_threshold": params.mono_threshold,
         "feature_fraction": params.feature_fraction,
         "sign": rule,
+        "signed": family.signed_inputs,
     }
     outputs = lift(W, W_out, kernel_params)
     return _assemble(ds, W, W_out, outputs, params, family, str(rule))
@@ -236,47 +297,74 @@ def _coord_names(result: xr.Dataset) -> list[str]:
     return sweep_names(result) + (["seed"] if seed else [])
 
 
+def _strongest(values: np.ndarray, chosen: np.ndarray, order: np.ndarray) -> list[int]:
+    """The chosen indices, strongest first (``order``: argsort of ``-values``)."""
+    return [int(i) for i in order if chosen[i]]
+
+
+def _neuron_row(r: dict[str, np.ndarray], k: int, h: int, ids: list[Any]) -> dict[str, Any]:
+    """The record of neuron ``h`` of instance ``k`` (``r``: the step's arrays; ``ids``: feature ids)."""
+    reads = _strongest(r["drive"][k, h], r["drives"][k, h], r["order"][k, h])
+    writes = _strongest(r["out_drive"][k, h], r["writes"][k, h], r["out_order"][k, h])
+    top_out = int(r["top_output"][k, h])
+    return {
+        "label": str(r["label"][k, h]),
+        "score": json_scalar(round(float(r["score"][k, h]), 6)),
+        "strength": json_scalar(round(float(r["strength"][k, h]), 6)),
+        "features": [ids[i] for i in reads],
+        "weights": [round(float(r["weight"][k, h, i]), 6) for i in reads],
+        "in_sign": int(r["in_sign"][k, h]),
+        "out_score": json_scalar(round(float(r["out_score"][k, h]), 6)),
+        "output": None if top_out < 0 else ids[top_out],
+        "out_sign": int(r["out_sign"][k, h]),
+        "outputs": [ids[i] for i in writes],
+        "out_weights": [round(float(r["out"][k, h, i]), 6) for i in writes],
+        "agrees": bool(r["agrees"][k, h]),
+    }
+
+
+def _feature_rows(
+    r: dict[str, np.ndarray], k: int, ids: list[Any], neuron_ids: list[Any]
+) -> list[dict[str, Any]]:
+    """Per feature of instance ``k``: its label, the neurons reading it and writing its output."""
+    return [
+        {
+            "feature": ids[i],
+            "label": str(r["feature_label"][k, i]),
+            "neurons": [neuron_ids[h] for h in np.flatnonzero(r["drives"][k, :, i])],
+            "n_positive": int(r["n_positive"][k, i]),
+            "n_negative": int(r["n_negative"][k, i]),
+            "writers": [neuron_ids[h] for h in np.flatnonzero(r["writes"][k, :, i])],
+            "n_foreign": int(r["n_foreign"][k, i]),
+        }
+        for i in range(len(ids))
+    ]
+
+
 def _step_records(
     r: xr.Dataset, step: Any, names: list[str], result: xr.Dataset
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The neuron and instance records of one step (``r``: the result at that step, loaded)."""
     feature_ids = [json_scalar(f) for f in result["feature"].values]
     neuron_ids = [json_scalar(h) for h in result["hidden"].values]
-    order = np.argsort(-r["drive"].values, axis=-1, kind="stable")
-    weight, drives = r["weight"].values, r["drives"].values
-    label, score, strength = r["label"].values, r["score"].values, r["strength"].values
+    arrays = {name: r[name].values for name in r.data_vars}
+    arrays["out"] = arrays.get("out_weight", arrays["weight"])
+    arrays["order"] = np.argsort(-arrays["drive"], axis=-1, kind="stable")
+    arrays["out_order"] = np.argsort(-arrays["out_drive"], axis=-1, kind="stable")
     neuron_rows, instance_rows = [], []
     for k, instance in enumerate(r["instance"].values.tolist()):
-        coords = {name: json_scalar(result[name].values[k]) for name in names}
+        head = {
+            "step": step,
+            "instance": instance,
+            "coords": {name: json_scalar(result[name].values[k]) for name in names},
+        }
         for h, neuron in enumerate(neuron_ids):
-            chosen = [int(i) for i in order[k, h] if drives[k, h, i]]
-            neuron_rows.append(
-                {
-                    "step": step,
-                    "instance": instance,
-                    "coords": coords,
-                    "neuron": neuron,
-                    "label": str(label[k, h]),
-                    "score": json_scalar(round(float(score[k, h]), 6)),
-                    "strength": json_scalar(round(float(strength[k, h]), 6)),
-                    "features": [feature_ids[i] for i in chosen],
-                    "weights": [round(float(weight[k, h, i]), 6) for i in chosen],
-                }
-            )
-        carriers = [
-            {
-                "feature": feature_ids[i],
-                "neurons": [neuron_ids[h] for h in np.flatnonzero(drives[k, :, i])],
-            }
-            for i in range(len(feature_ids))
-        ]
+            neuron_rows.append({**head, "neuron": neuron, **_neuron_row(arrays, k, h, feature_ids)})
         instance_rows.append(
             {
-                "step": step,
-                "instance": instance,
-                "coords": coords,
-                **{key: json_scalar(r[key].values[k]) for key in INSTANCE_KEYS},
-                "feature_neurons": carriers,
+                **head,
+                **{key: json_scalar(arrays[key][k]) for key in INSTANCE_KEYS},
+                "feature_neurons": _feature_rows(arrays, k, feature_ids, neuron_ids),
             }
         )
     return neuron_rows, instance_rows
@@ -309,7 +397,7 @@ def neuron_records(result: xr.Dataset) -> dict[str, Any]:
     [(0, 'monosemantic', [1]), (1, 'polysemantic', [0, 1])]
     """
     names = _coord_names(result)
-    keep = ["weight", "drive", "drives", "label", "score", "strength", *INSTANCE_KEYS]
+    keep = [name for name in RECORD_VARIABLES if name in result.data_vars] + list(INSTANCE_KEYS)
     steps = result["step"].values.tolist()
     neuron_rows: list[dict[str, Any]] = []
     instance_rows: list[dict[str, Any]] = []
@@ -336,31 +424,79 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return {"step": row["step"], "instance": row["instance"], **row["coords"]}
 
 
+def _joined(values: list[Any], sep: str = " ") -> str:
+    return sep.join(map(str, values))
+
+
 def neuron_frame(result: xr.Dataset) -> pd.DataFrame:
     """One row per (step, instance, neuron): the tidy form (what ``--format csv`` writes).
 
     Columns ``step``, ``instance``, the sweep labels and seed, ``neuron``,
     ``label``, ``score``, ``strength``, ``features`` and ``weights``
-    (space-separated, strongest first) and the instance's
-    ``monosemantic_fraction``.
+    (space-separated, strongest first), ``in_sign``, ``out_score``,
+    ``output``, ``out_sign``, ``outputs`` and ``out_weights`` (space-separated,
+    strongest first), ``agrees``, and the instance's ``monosemantic_fraction``
+    and ``clean_fraction``.
     """
     import pandas as pd
 
     records = neuron_records(result)
     fractions = {
-        (row["step"], row["instance"]): row["monosemantic_fraction"] for row in records["instances"]
+        (row["step"], row["instance"]): {
+            key: row[key] for key in ("monosemantic_fraction", "clean_fraction")
+        }
+        for row in records["instances"]
     }
+    plain = ("neuron", "label", "score", "strength")
+    out = ("in_sign", "out_score", "output", "out_sign")
     rows = [
         {
             **_flat(row),
-            **{key: row[key] for key in ("neuron", "label", "score", "strength")},
-            "features": " ".join(map(str, row["features"])),
-            "weights": " ".join(map(str, row["weights"])),
-            "monosemantic_fraction": fractions[(row["step"], row["instance"])],
+            **{key: row[key] for key in plain},
+            "features": _joined(row["features"]),
+            "weights": _joined(row["weights"]),
+            **{key: row[key] for key in out},
+            "outputs": _joined(row["outputs"]),
+            "out_weights": _joined(row["out_weights"]),
+            "agrees": row["agrees"],
+            **fractions[(row["step"], row["instance"])],
         }
         for row in records["neurons"]
     ]
     return pd.DataFrame(rows)
+
+
+def _feature_table(records: dict[str, Any], sep: str = " ") -> list[dict[str, Any]]:
+    """The per-feature rows; lists joined by ``sep`` (``","`` for text, where none is ``-``)."""
+    empty = "-" if sep == "," else ""
+    return [
+        {
+            **_flat(row),
+            "feature": entry["feature"],
+            "label": entry["label"],
+            "neurons": _joined(entry["neurons"], sep) or empty,
+            "n_positive": entry["n_positive"],
+            "n_negative": entry["n_negative"],
+            "writers": _joined(entry["writers"], sep) or empty,
+            "n_foreign": entry["n_foreign"],
+        }
+        for row in records["instances"]
+        for entry in row["feature_neurons"]
+    ]
+
+
+def feature_frame(result: xr.Dataset) -> pd.DataFrame:
+    """One row per (step, instance, feature): how the neurons compute it.
+
+    Columns ``step``, ``instance``, the sweep labels and seed, ``feature``,
+    ``label`` (``pair``, ``dedicated``, ``one-sided``, ``shared``, ``none``),
+    ``neurons`` (those reading it, space-separated), ``n_positive`` and
+    ``n_negative`` (of them, by the sign they read it with), ``writers``
+    (neurons writing its output) and ``n_foreign`` (writers not reading it).
+    """
+    import pandas as pd
+
+    return pd.DataFrame(_feature_table(neuron_records(result)))
 
 
 def instance_frame(result: xr.Dataset) -> pd.DataFrame:
@@ -373,12 +509,20 @@ def instance_frame(result: xr.Dataset) -> pd.DataFrame:
     )
 
 
+def _summary_keys(model: str) -> list[str]:
+    """The per-instance columns of the text: the feature labels this family can have."""
+    absent = {"n_dedicated"} if FAMILIES[model].signed_inputs else {"n_pair", "n_one_sided"}
+    return [k for k in INSTANCE_KEYS if k != "dead_fraction" and k not in absent]
+
+
 def neuron_text(result: xr.Dataset) -> str:
-    """A readable report: one row per (instance, neuron), then one per instance.
+    """A readable report: one row per (instance, neuron), one per (instance, feature), one per instance.
 
     The ``step`` column is left out when the result has one step (the title
-    names it); scores and strengths are rounded to 3 digits, the driving
-    features joined by commas (``-`` for none).
+    names it); scores and strengths are rounded to 3 digits, the features a
+    neuron reads (``features``, signed by the weight: ``-2`` reads feature 2
+    with a negative weight) and the outputs it writes (``outputs``, signed the
+    same way) joined by commas, ``-`` for none.
     """
     records = neuron_records(result)
     steps = np.asarray(result["step"].values)
@@ -391,17 +535,29 @@ def neuron_text(result: xr.Dataset) -> str:
             "label": row["label"],
             "score": None if row["score"] is None else round(row["score"], 3),
             "strength": round(row["strength"], 3),
-            "features": ",".join(map(str, row["features"])) or "-",
+            "features": _signed(row["features"], row["weights"]),
+            "outputs": _signed(row["outputs"], row["out_weights"]),
+            "agrees": row["agrees"],
         }
         for row in records["neurons"]
     ]
-    summary = [
-        {**_flat(row), **{k: row[k] for k in INSTANCE_KEYS if k != "dead_fraction"}}
-        for row in records["instances"]
-    ]
+    keys = _summary_keys(records["model"])
+    summary = [{**_flat(row), **{k: row[k] for k in keys}} for row in records["instances"]]
+    features = _feature_table(records, ",")
     at = f"step {steps[0]}" if one else describe_steps(steps)
     title = f"neurons at {at} ({records['model']}, sign={records['sign']})"
-    return f"{_text(title, neurons_, drop)}\n\n{_text('per instance', summary, drop)}"
+    return "\n\n".join(
+        [
+            _text(title, neurons_, drop),
+            _text("per feature", features, drop),
+            _text("per instance", summary, drop),
+        ]
+    )
+
+
+def _signed(ids: list[Any], weights: list[float]) -> str:
+    """``+1,-2``: feature 1 with a positive weight, 2 with a negative one; ``-`` for none."""
+    return ",".join(f"{'-' if w < 0 else '+'}{i}" for i, w in zip(ids, weights, strict=True)) or "-"
 
 
 def _text(title: str, rows: list[dict[str, Any]], drop: list[str]) -> str:
