@@ -64,7 +64,7 @@ __all__ = [
 # matmul (measured: 200 x (400x30) Gram matrices 0.05 s looped vs 0.12 s batched).
 _LOOP_MATMUL_FROM = 64
 # Bytes of Gram matrices the measures kernel holds at once (it works in sub-blocks).
-_CHUNK_BYTES = 64 * 2**20
+_CHUNK_BYTES = 32 * 2**20
 
 
 class MeasureError(ToyAnalysisError, ValueError):

@@ -279,7 +279,7 @@ class _Classifier:
 
 # Working memory one sub-block of checkpoints may use inside the kernel (Gram matrices
 # and friends); dask runs one kernel per core at once.
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 32 * 2**20
 # Distinct adjacency patterns remembered across sub-blocks before the cache is reset.
 _CACHE_BYTES = 64 * 2**20
 

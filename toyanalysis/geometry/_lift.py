@@ -41,7 +41,7 @@ __all__ = [
     "overlap_graph",
 ]
 
-# Bytes of weights one dask task classifies (the kernel bounds its own working set).
+# Bytes of weights and results one dask task holds (the kernel bounds its working set).
 TASK_BYTES = 16 * 2**20
 
 _GEOMETRY = (
@@ -57,27 +57,38 @@ _MEASURES = ("norm", "dimensionality", "interference", "dimensions_per_feature")
 _ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:6])
 
 
-def chunk_sizes(ds: xr.Dataset, task_bytes: int = TASK_BYTES) -> tuple[int, int]:
-    """Steps and instances one task classifies: about ``task_bytes`` of weights.
+def _split(sizes: tuple[int, ...], steps: int) -> tuple[int, ...]:
+    """Each store chunk split into near-equal pieces of at most ``steps`` (none straddles two)."""
+    out: list[int] = []
+    for size in sizes:
+        pieces = -(-size // steps)
+        out.extend(size // pieces + (i < size % pieces) for i in range(pieces))
+    return tuple(out)
 
-    A store chunked along ``step`` keeps its chunks when they fit (reading part
-    of a chunk decompresses all of it, so a finer split would read each chunk
-    several times); all instances go together unless one step of them is over
-    the budget. The kernel bounds its own working set inside a task.
+
+def chunk_sizes(ds: xr.Dataset, task_bytes: int = TASK_BYTES) -> tuple[int | tuple[int, ...], int]:
+    """Steps and instances one task classifies: about ``task_bytes`` of weights and results.
+
+    A store chunked along ``step`` keeps its chunks when they fit, else each is
+    split into near-equal pieces within it (reading part of a chunk
+    decompresses all of it, so a task never straddles two); all instances go
+    together unless one step of them is over the budget. The kernel bounds its
+    own working set inside a task.
     """
     n, m, n_inst = ds.sizes["feature"], ds.sizes["hidden"], max(1, ds.sizes["instance"])
-    per_checkpoint = max(1, m * n) * np.dtype(work_dtype(ds["W"].dtype)).itemsize
+    itemsize = np.dtype(work_dtype(ds["W"].dtype)).itemsize
+    # weights, then the results: two string and four numeric labels, three measures per feature
+    per_checkpoint = max(1, m * n * itemsize + n * (2 * 4 * 16 + 4 * 8 + 3 * itemsize))
     if per_checkpoint * n_inst > task_bytes:
         return 1, max(1, task_bytes // per_checkpoint)
     steps = task_bytes // (per_checkpoint * n_inst)
     chunks = ds["W"].chunks
-    if chunks is not None:
-        store_chunk = max(chunks[ds["W"].get_axis_num("step")])
-        steps = store_chunk if store_chunk <= steps else steps
-    return steps, n_inst
+    if chunks is None:
+        return steps, n_inst
+    return _split(chunks[ds["W"].get_axis_num("step")], steps), n_inst
 
 
-def _weights(ds: xr.Dataset, block: tuple[int, int], lazy: bool) -> xr.DataArray:
+def _weights(ds: xr.Dataset, block: tuple[Any, int], lazy: bool) -> xr.DataArray:
     """``W`` as (step, instance, hidden, feature) in the work dtype, chunked when lazy."""
     W = ds["W"].transpose("step", "instance", "hidden", "feature")
     W = W.astype(work_dtype(W.dtype))
@@ -125,7 +136,7 @@ def _lazy_result(
     ds: xr.Dataset,
     params: ClassifyParams,
     shapes: ShapeRegistry,
-    block: tuple[int, int],
+    block: tuple[Any, int],
     lazy: bool,
     block_bytes: int = BLOCK_BYTES,
 ) -> xr.Dataset:
@@ -211,7 +222,8 @@ def classify(
     block = chunk_sizes(ds)
     if ds["W"].chunks is not None:
         return _lazy_result(ds, params, registry, block, lazy=True)
-    if ds.sizes["step"] <= block[0] and ds.sizes["instance"] <= block[1]:
+    steps, n_inst = block
+    if isinstance(steps, int) and ds.sizes["step"] <= steps and ds.sizes["instance"] <= n_inst:
         return _lazy_result(ds, params, registry, block, lazy=False)
     return _lazy_result(ds, params, registry, block, lazy=True).compute()
 
