@@ -11,8 +11,10 @@ with the change documented.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -56,9 +58,13 @@ def run_json(store: Path, args: list[str]) -> object:
     from click.testing import CliRunner
     from toyanalysis_cli.main import main
 
-    result = CliRunner().invoke(
-        main, [args[0], str(store), *args[1:], "--format", "json"], catch_exceptions=False
-    )
+    # run from the repository root with a relative path, so the JSON (which names
+    # the store) is the same wherever the repository is cloned
+    with contextlib.chdir(ROOT):
+        relative = os.path.relpath(store, ROOT)
+        result = CliRunner().invoke(
+            main, [args[0], relative, *args[1:], "--format", "json"], catch_exceptions=False
+        )
     if result.exit_code != 0:
         raise SystemExit(f"{args} on {store} failed: {result.output}")
     return json.loads(result.stdout)
