@@ -202,7 +202,9 @@ def _pairs(ctx: click.Context, param: click.Parameter, items: tuple[str, ...]) -
 @click.option("--steps", metavar="S1,S2,...|every:K", help="Steps of a trajectory in one file.")
 @click.option("--step", type=click.IntRange(min=0), help="Step of a single checkpoint without one.")
 @click.option(
-    "--as-instances", is_flag=True, help="Each SOURCE is one run (or seed): stack them as instances."
+    "--as-instances",
+    is_flag=True,
+    help="Each SOURCE is one run (or seed): stack them as instances.",
 )
 @click.option("--importance", metavar="SPEC", help="A number, r^i, a,b,c, or an array file.")
 @click.option("--density", metavar="SPEC", help="A number, r^i, a,b,c, or an array file.")
@@ -219,9 +221,13 @@ def _pairs(ctx: click.Context, param: click.Parameter, items: tuple[str, ...]) -
     type=click.Path(dir_okay=False, path_type=Path),
     help="Attach the run config from a TOML file.",
 )
-@click.option("--preset", "preset_name", metavar="NAME", help="Attach a named preset as the config.")
 @click.option(
-    "--allow-pickle", is_flag=True, help="Load pickles (only for files you trust: they can run code)."
+    "--preset", "preset_name", metavar="NAME", help="Attach a named preset as the config."
+)
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Load pickles (only for files you trust: they can run code).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it is a store.")
 def ingest(
@@ -251,7 +257,9 @@ def ingest(
         if issubclass(warning.category, IngestWarning):
             click.echo(f"warning: {warning.message}", err=True)
         else:
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     click.echo(
         f"wrote {output}: {ds.sizes['step']} steps x {ds.sizes['instance']} instances, "
         f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}, model {ds.attrs['model']}, "

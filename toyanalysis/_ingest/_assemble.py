@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from toyanalysis._ingest._block import read_block
+from toyanalysis._ingest._block import read_block, read_content
 from toyanalysis._ingest._complete import complete
 from toyanalysis._ingest._names import summarise
 from toyanalysis._ingest._notes import Notes
@@ -38,23 +38,26 @@ def read_dataset(sources: list[Path], opts: Options, notes: Notes) -> xr.Dataset
     if not opts.as_instances:
         groups = [[path for group in groups for path in group]]
     renamed: set[str] = set()
-    unused: dict[str, None] = {}
     files = [p for g in groups for p in g]
+    contents = {path: read_content(path, opts, renamed) for path in files}
+    missing = sorted(set(opts.rename) - renamed)
+    if missing:
+        raise IngestError(f"--rename {missing[0]}=...: no entry {missing[0]} in any checkpoint")
+    unused: dict[str, None] = {}
     runs = []
     for name, paths in zip(_run_names(sources) if opts.as_instances else ["run"], groups):
         blocks = []
         for path in paths:
-            block, keys = read_block(path, opts, notes, renamed)
+            block, keys = read_block(path, contents.pop(path), opts, notes)
             unused.update(dict.fromkeys(keys))
             blocks.append(block)
         _fill_steps(blocks, opts)
         runs.append(_join(name, blocks))
-    missing = sorted(set(opts.rename) - renamed)
-    if missing:
-        raise IngestError(f"--rename {missing[0]}=...: no entry {missing[0]} in any checkpoint")
     if unused:
         where = str(files[0]) if len(files) == 1 else f"{len(files)} files"
-        notes.add(f"unused entries (read one with --rename OLD=NEW): {summarise(list(unused))}", where)
+        notes.add(
+            f"unused entries (read one with --rename OLD=NEW): {summarise(list(unused))}", where
+        )
     run = _stack(runs, notes) if opts.as_instances else runs[0]
     return complete(run, sources, opts, notes)
 
@@ -82,7 +85,9 @@ def _fill_steps(blocks: list[Block], opts: Options) -> None:
             )
         if block.steps is not None:
             if opts.step is not None and int(block.steps[0]) != opts.step:
-                raise IngestError(f"{block.where}: --step {opts.step} but its entry says step {int(block.steps[0])}")
+                raise IngestError(
+                    f"{block.where}: --step {opts.step} but its entry says step {int(block.steps[0])}"
+                )
             continue
         if opts.step is not None:
             try:
@@ -90,17 +95,27 @@ def _fill_steps(blocks: list[Block], opts: Options) -> None:
             except IngestError:
                 named = None  # numbers that are not a step: --step decides
             if named is not None and named != opts.step:
-                raise IngestError(f"{block.where}: --step {opts.step} but the file name says step {named}")
+                raise IngestError(
+                    f"{block.where}: --step {opts.step} but the file name says step {named}"
+                )
             block.steps = np.array([opts.step], dtype=np.int64)
             continue
         named = from_name(Path(block.where))
         if named is None:
-            advice = "pass --step N" if len(blocks) == 1 else "add a 'step' entry or name the file like step_1200.pt"
-            raise IngestError(f"{block.where}: no step (no 'step' entry, no number in the file name); {advice}")
+            advice = (
+                "pass --step N"
+                if len(blocks) == 1
+                else "add a 'step' entry or name the file like step_1200.pt"
+            )
+            raise IngestError(
+                f"{block.where}: no step (no 'step' entry, no number in the file name); {advice}"
+            )
         block.steps = np.array([named], dtype=np.int64)
 
 
-def _same(what: str, a: Block | Run, b: Block | Run, name_a: str, name_b: str, instances: bool = True) -> None:
+def _same(
+    what: str, a: Block | Run, b: Block | Run, name_a: str, name_b: str, instances: bool = True
+) -> None:
     """The same variables with the same shapes (per step), and the same coordinates."""
     if set(a.arrays) != set(b.arrays):
         odd = sorted(set(a.arrays) ^ set(b.arrays))[0]
@@ -115,7 +130,11 @@ def _same(what: str, a: Block | Run, b: Block | Run, name_a: str, name_b: str, i
     if not instances:
         return
     for coord in set(a.coords) | set(b.coords):
-        if coord not in a.coords or coord not in b.coords or not np.array_equal(a.coords[coord], b.coords[coord]):
+        if (
+            coord not in a.coords
+            or coord not in b.coords
+            or not np.array_equal(a.coords[coord], b.coords[coord])
+        ):
             raise IngestError(f"{what}: {coord} differs between {name_a} and {name_b}")
 
 
@@ -155,9 +174,15 @@ def _stack(runs: list[Run], notes: Notes) -> Run:
         if set(run.coords) != set(first.coords):
             odd = sorted(set(run.coords) ^ set(first.coords))[0]
             raise IngestError(f"--as-instances: {odd} is given for some SOURCEs but not for all")
-    arrays = {k: np.concatenate([r.arrays[k] for r in runs], axis=1) for k in first.arrays if k != "run_loss"}
+    arrays = {
+        k: np.concatenate([r.arrays[k] for r in runs], axis=1)
+        for k in first.arrays
+        if k != "run_loss"
+    }
     if "run_loss" in first.arrays:
-        notes.add("run_loss (one number per checkpoint of each SOURCE) cannot be split by instance: dropped")
+        notes.add(
+            "run_loss (one number per checkpoint of each SOURCE) cannot be split by instance: dropped"
+        )
     coords = {k: np.concatenate([r.coords[k] for r in runs]) for k in first.coords}
     count = first.arrays["W"].shape[1]
     coords["run"] = np.array([r.name for r in runs for _ in range(count)], dtype=object)

@@ -16,16 +16,22 @@ from toyanalysis._ingest._values import check_range, on_grid
 from toyanalysis.errors import IngestError
 
 
-def read_block(path: Path, opts: Options, notes: Notes, renamed: set[str]) -> tuple[Block, list[str]]:
-    """The checkpoints in one file, and the keys it holds that were not used."""
-    where = str(path)
+def read_content(path: Path, opts: Options, renamed: set[str]) -> _read.Content:
+    """A file's entries, flat, with ``--rename`` applied (the names it matched go to ``renamed``)."""
 
     def is_weight(keys: list[str]) -> bool:
         keys = [opts.rename.get(k, k) for k in keys]
         return any((_names.canonical(k) or ("",))[0] == "W" for k in keys if k)
 
     content = _read.flatten(path, _read.load(path, opts.allow_pickle), is_weight)
-    content = _names.apply_renames(where, content, opts.rename, renamed)
+    return _names.apply_renames(str(path), content, opts.rename, renamed)
+
+
+def read_block(
+    path: Path, content: _read.Content, opts: Options, notes: Notes
+) -> tuple[Block, list[str]]:
+    """The checkpoints in one file, and the keys it holds that were not used."""
+    where = str(path)
     found = _names.resolve(where, content.entries)
     trajectory = _shapes.has_step_axis(found, content.stacked, opts)
     W, layout = _shapes.weights(where, found, content.stacked, opts, trajectory)
@@ -54,7 +60,10 @@ def _loss(where: str, found: dict[str, Found], S: int, count: int, trajectory: b
     entry = found["loss"]
     value = entry.value.astype(np.float32)
     if trajectory and (value.ndim == 0 or value.shape[0] != S):
-        notes.add(f"{entry.key} has shape {value.shape}, not one value per checkpoint ({S}): dropped", where)
+        notes.add(
+            f"{entry.key} has shape {value.shape}, not one value per checkpoint ({S}): dropped",
+            where,
+        )
         return {}
     value = value if trajectory else value[None]
     rest = value.shape[1:]
@@ -96,10 +105,15 @@ def _coords(where, found, stacked, count, n, opts: Options, notes: Notes):
         if source is None:
             continue
         entry = found[source]
-        value = on_grid(entry.key, _constant(where, entry, stacked), count, n, opts.along.get(name), where)
+        value = on_grid(
+            entry.key, _constant(where, entry, stacked), count, n, opts.along.get(name), where, name
+        )
         if source == "sparsity":
             value = 1.0 - value
-            notes.add(f"read {entry.key} as the probability that a feature is zero: density = 1 - {entry.key}", where)
+            notes.add(
+                f"read {entry.key} as the probability that a feature is zero: density = 1 - {entry.key}",
+                where,
+            )
         check_range(name, value, where)
         coords[name] = value
         used.add(source)
@@ -119,9 +133,13 @@ def _block_steps(where, found, S, trajectory, opts: Options, notes: Notes):
         entry = found[name]
         steps = as_steps(entry.value, entry.key, where)
         if steps.size != S:
-            raise IngestError(f"{where}: entry {entry.key} has {steps.size} steps, the weights have {S}")
+            raise IngestError(
+                f"{where}: entry {entry.key} has {steps.size} steps, the weights have {S}"
+            )
         if name == "steps" and not trajectory:
-            notes.add(f"read the entry {entry.key} ({int(steps[0])}) as this checkpoint's step", where)
+            notes.add(
+                f"read the entry {entry.key} ({int(steps[0])}) as this checkpoint's step", where
+            )
     if opts.steps is not None:
         given = expand_spec(opts.steps, S, where)
         if steps is not None and not np.array_equal(given, steps):
@@ -133,7 +151,9 @@ def _block_steps(where, found, S, trajectory, opts: Options, notes: Notes):
             f"add a 'steps' entry, or pass --steps S1,S2,... or --steps every:K"
         )
     if trajectory and opts.step is not None:
-        raise IngestError(f"{where}: --step is for a single checkpoint; this file holds {S}: use --steps")
+        raise IngestError(
+            f"{where}: --step is for a single checkpoint; this file holds {S}: use --steps"
+        )
     if steps is not None and len(set(steps.tolist())) != steps.size:
         raise IngestError(f"{where}: the steps of one file repeat ({_repeated(steps)})")
     return steps, name

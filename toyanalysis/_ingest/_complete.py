@@ -63,7 +63,9 @@ def _model(arrays: dict[str, np.ndarray], opts: Options, notes: Notes) -> str:
             "model abs needs a second matrix (W_out, W2 or an untied decoder) in the checkpoints"
         )
     if model != "abs" and second:
-        raise IngestError(f"the checkpoints have a second matrix W_out, which model {model} has not")
+        raise IngestError(
+            f"the checkpoints have a second matrix W_out, which model {model} has not"
+        )
     return model
 
 
@@ -112,7 +114,12 @@ def _dataset(run: Any, coords: dict[str, np.ndarray], attrs: dict[str, Any]) -> 
             {"description": "one loss per checkpoint for the whole run, as the source recorded it"},
         )
     W = run.arrays["W"]
-    dims = {"step": run.steps, **{d: np.arange(s) for d, s in zip(store.DIMS["W"][1:], W.shape[1:])}}
-    grid = {k: (("instance", "feature"), coords[k]) for k in ("importance", "density") if k in coords}
+    dims = {
+        "step": run.steps,
+        **{d: np.arange(s) for d, s in zip(store.DIMS["W"][1:], W.shape[1:])},
+    }
+    grid = {
+        k: (("instance", "feature"), coords[k]) for k in ("importance", "density") if k in coords
+    }
     per_instance = {k: ("instance", v) for k, v in coords.items() if k not in grid}
     return xr.Dataset(data, coords={**dims, **grid, **per_instance}, attrs=attrs)

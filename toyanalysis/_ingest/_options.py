@@ -67,7 +67,9 @@ class Options:
         if self.step is not None and (isinstance(self.step, bool) or int(self.step) < 0):
             raise IngestError(f"--step must be a step number >= 0, got {self.step!r}")
         if self.step is not None and self.steps is not None:
-            raise IngestError("--step (one checkpoint) and --steps (a trajectory) exclude each other")
+            raise IngestError(
+                "--step (one checkpoint) and --steps (a trajectory) exclude each other"
+            )
         for name, axis in self.along.items():
             if name not in ALONG_NAMES or axis not in ALONG:
                 raise IngestError(

@@ -18,7 +18,9 @@ from toyanalysis.errors import IngestError
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 SUFFIXES = (*TORCH_SUFFIXES, ".safetensors", ".npz", ".npy", *PICKLE_SUFFIXES)
-PICKLE_ADVICE = "loading a pickle can run any code in it; pass --allow-pickle if you trust this file"
+PICKLE_ADVICE = (
+    "loading a pickle can run any code in it; pass --allow-pickle if you trust this file"
+)
 # nested dicts that hold training state, not the model: never searched for weights
 OPAQUE = {
     "optimizer", "optimizers", "optimizer_state_dict", "optimizer_states", "optim", "opt",
@@ -96,13 +98,21 @@ def _torch(path: Path, allow_pickle: bool) -> Any:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
-            if "weights only load failed" not in str(err).lower():
+            if not _is_pickle(path, err):
                 raise
             if not allow_pickle:
                 raise IngestError(
                     f"{path}: holds Python objects besides tensors (a pickle); {PICKLE_ADVICE}"
                 ) from None
-        return torch.load(path, map_location="cpu", weights_only=False)
+    return _pickle(path, allow_pickle)
+
+
+def _is_pickle(path: Path, err: Exception) -> bool:
+    """Whether torch refused a pickle with objects in it (rather than a damaged file)."""
+    if "unsupported global" in str(err).lower():
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(1) == b"\x80"  # the PROTO opcode every pickle since protocol 2 starts with
 
 
 def _pickle(path: Path, allow_pickle: bool) -> Any:
@@ -110,10 +120,15 @@ def _pickle(path: Path, allow_pickle: bool) -> Any:
         raise IngestError(f"{path}: a pickle file; {PICKLE_ADVICE}")
     import torch  # pickled tensors need it
 
-    if zipfile.is_zipfile(path):
-        return torch.load(path, map_location="cpu", weights_only=False)
-    with open(path, "rb") as fh:
-        return pickle.load(fh)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:  # torch's own formats (zip, or the legacy sequence of pickles)
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:
+            if zipfile.is_zipfile(path):
+                raise
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
 
 
 def _numpy_pickle(path: Path, err: ValueError) -> IngestError:

@@ -53,7 +53,9 @@ def has_step_axis(found: dict[str, Found], stacked: set[str], opts: Options) -> 
     return (step is not None and step.value.size > 1) or opts.steps is not None
 
 
-def weights(where: str, found: dict[str, Found], stacked: set[str], opts: Options, trajectory: bool):
+def weights(
+    where: str, found: dict[str, Found], stacked: set[str], opts: Options, trajectory: bool
+):
     """W on (step, instance, hidden, feature) and the layout it was read with."""
     W = found["W"]
     value = W.value.astype(np.float32)
@@ -71,7 +73,9 @@ def weights(where: str, found: dict[str, Found], stacked: set[str], opts: Option
         matrix = "hf" if W.module else _matrix_axes(where, W, found.get("b"))
         layout = ("s" if trajectory else "") + ("i" if rest == 3 else "") + matrix
     if value.ndim != len(layout):
-        raise IngestError(f"{where}: {W.key} has shape {value.shape}, which does not fit layout {layout!r}")
+        raise IngestError(
+            f"{where}: {W.key} has shape {value.shape}, which does not fit layout {layout!r}"
+        )
     return np.ascontiguousarray(to_axes(value, layout, "sihf")), layout
 
 
@@ -84,10 +88,14 @@ def _matrix_axes(where: str, W: Found, b: Found | None) -> str:
     hint = (
         "no bias to tell features from hidden"
         if n is None
-        else f"the bias {b.key} has length {n}" if a != c else f"both axes have length {a}"
+        else f"the bias {b.key} has length {n}"
+        if a != c
+        else f"both axes have length {a}"
     )
     choices = "ifh/ihf" if W.value.ndim == 3 else "fh/hf" if W.value.ndim == 2 else "sifh/sihf"
-    raise IngestError(f"{where}: cannot tell the axes of {W.key} {W.value.shape} ({hint}); pass --layout {choices}")
+    raise IngestError(
+        f"{where}: cannot tell the axes of {W.key} {W.value.shape} ({hint}); pass --layout {choices}"
+    )
 
 
 def second_matrix(
@@ -98,7 +106,9 @@ def second_matrix(
         return None
     entry, (S, count, m, n) = found["W_out"], W.shape
     value = entry.value.astype(np.float32)
-    lead = ("s" if layout.startswith("s") else "") + ("i" if value.ndim - layout.startswith("s") == 3 else "")
+    lead = ("s" if layout.startswith("s") else "") + (
+        "i" if value.ndim - layout.startswith("s") == 3 else ""
+    )
     if entry.module:  # nn.Linear(hidden -> feature).weight is (feature, hidden)
         out = to_axes(value, lead + "fh", "sifh")
         if out.shape == (S, count, n, m) and np.array_equal(out, W.swapaxes(-1, -2)):
@@ -112,15 +122,22 @@ def second_matrix(
             )
     else:
         if opts.declared_model not in (None, "abs"):
-            raise IngestError(f"{where}: {entry.key} is a second matrix, which model {opts.declared_model} does not have")
+            raise IngestError(
+                f"{where}: {entry.key} is a second matrix, which model {opts.declared_model} does not have"
+            )
         last = value.shape[-2:]
         matrix = "fh" if last == (n, m) and n != m else "hf" if last == (m, n) else ""
         if n == m and last == (n, m):
             matrix = "hf" if layout.endswith("fh") else "fh"
-            notes.add(f"{entry.key} is square: read with the axes of {found['W'].key} swapped ({lead + matrix})", where)
+            notes.add(
+                f"{entry.key} is square: read with the axes of {found['W'].key} swapped ({lead + matrix})",
+                where,
+            )
         out = to_axes(value, lead + matrix, "sifh") if matrix else value
     if out.shape != (S, count, n, m):
-        raise IngestError(f"{where}: {entry.key} has shape {entry.value.shape}, expected {(count, n, m)} or its transpose")
+        raise IngestError(
+            f"{where}: {entry.key} has shape {entry.value.shape}, expected {(count, n, m)} or its transpose"
+        )
     return np.ascontiguousarray(out)
 
 
@@ -137,7 +154,9 @@ def bias(where: str, found: dict[str, Found], W: np.ndarray, trajectory: bool) -
         )
     value = value if trajectory else value[None]
     label = f"{entry.key} (the bias)"
-    shape = grid_shape(label, value.shape[1:], count, n, "feature" if value.ndim == 2 else None, where)
+    shape = grid_shape(
+        label, value.shape[1:], count, n, "feature" if value.ndim == 2 else None, where
+    )
     return np.ascontiguousarray(np.broadcast_to(value.reshape((S, *shape)), (S, count, n)))
 
 

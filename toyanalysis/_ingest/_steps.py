@@ -58,9 +58,7 @@ def check_spec(spec: str | Sequence[int] | None) -> str | tuple[int, ...] | None
             else:
                 [int(s) for s in text.split(",")]
         except ValueError:
-            raise IngestError(
-                f"--steps {spec}: use a list S1,S2,... or every:K (K >= 1)"
-            ) from None
+            raise IngestError(f"--steps {spec}: use a list S1,S2,... or every:K (K >= 1)") from None
         return text
     return tuple(int(s) for s in spec)
 

@@ -24,6 +24,7 @@ def grid_shape(
     n: int,
     axis: str | None = None,
     where: str = "",
+    name: str = "",
 ) -> tuple[int, int]:
     """How a value of ``shape`` lies on the (instance, feature) grid, as a broadcastable 2-D shape.
 
@@ -36,7 +37,7 @@ def grid_shape(
     if len(shape) == 1 and size > 1:
         if axis is None:
             if size == n == count:
-                name = label.split(" ")[0]
+                name = name or label.split(" ")[0]
                 raise IngestError(
                     f"{prefix}{label} has shape ({size},), which fits both the {count} instances and "
                     f"the {n} features; say which with --along {name}=instance or --along {name}=feature"
@@ -56,11 +57,17 @@ def grid_shape(
 
 
 def on_grid(
-    label: str, value: np.ndarray, count: int, n: int, axis: str | None = None, where: str = ""
+    label: str,
+    value: np.ndarray,
+    count: int,
+    n: int,
+    axis: str | None = None,
+    where: str = "",
+    name: str = "",
 ) -> np.ndarray:
     """A value as a full ``(count, n)`` float64 array (see :func:`grid_shape`)."""
     value = np.asarray(value, dtype=np.float64)
-    shape = grid_shape(label, value.shape, count, n, axis, where)
+    shape = grid_shape(label, value.shape, count, n, axis, where, name)
     return np.broadcast_to(value.reshape(shape), (count, n)).copy()
 
 
@@ -75,9 +82,7 @@ def check_range(name: str, values: np.ndarray, where: str) -> None:
         )
 
 
-def from_spec(
-    option: str, spec: Any, count: int, n: int, along: Mapping[str, str]
-) -> np.ndarray:
+def from_spec(option: str, spec: Any, count: int, n: int, along: Mapping[str, str]) -> np.ndarray:
     """An ``--importance``/``--density`` value: a number, ``r^i``, ``a,b,c``, an array or a file."""
     name = option.lstrip("-")
     where = f"{option} {spec}" if isinstance(spec, (str, int, float, os.PathLike)) else option
@@ -126,7 +131,9 @@ def _array_file(path: Path, where: str) -> np.ndarray:
         raise IngestError(f"{where}: cannot read: {type(err).__name__}: {err}") from None
     if isinstance(loaded, dict):
         if len(loaded) != 1:
-            raise IngestError(f"{where}: holds {len(loaded)} arrays ({', '.join(loaded)}); give one")
+            raise IngestError(
+                f"{where}: holds {len(loaded)} arrays ({', '.join(loaded)}); give one"
+            )
         loaded = next(iter(loaded.values()))
     array = as_array(loaded)
     if array is None:
