@@ -26,6 +26,11 @@ def complete(run: Any, sources: list[Path], opts: Options, notes: Notes) -> xr.D
         if spec is None:
             continue
         value = from_spec(f"--{name}", spec, count, n, opts.along)
+        if name == "importance" and _plain_number(spec) not in (None, 1.0):
+            notes.add(
+                f"--importance {spec} gives every feature importance {spec}; "
+                f"for {spec}^i (feature i weighted {spec}**i) write --importance {spec}^i"
+            )
         if name in coords and not np.allclose(coords[name], value):
             notes.add(f"--{name} replaces the {name} found in the checkpoints")
         coords[name] = value
@@ -49,6 +54,13 @@ def complete(run: Any, sources: list[Path], opts: Options, notes: Notes) -> xr.D
         ingest_warnings=notes.lines(),
     )
     return _dataset(run, coords, attrs)
+
+
+def _plain_number(spec: Any) -> float | None:
+    try:
+        return float(spec) if not isinstance(spec, bool) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _model(arrays: dict[str, np.ndarray], opts: Options, notes: Notes) -> str:
