@@ -260,9 +260,10 @@ def ingest(
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
+    steps = ds.sizes["step"]
     click.echo(
-        f"wrote {output}: {ds.sizes['step']} steps x {ds.sizes['instance']} instances, "
-        f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}, model {ds.attrs['model']}, "
+        f"wrote {output}: {steps} step{'s' if steps != 1 else ''} x {ds.sizes['instance']} "
+        f"instances, n={ds.sizes['feature']}, m={ds.sizes['hidden']}, model {ds.attrs['model']}, "
         f"W read as {'/'.join(ds.attrs['ingest_layout'])}",
         err=True,
     )
