@@ -13,6 +13,7 @@ from toyanalysis.errors import IngestError
 from toyanalysis.ingestion import ingest
 
 NI, F, H = 3, 5, 2
+RNG_64 = np.random.default_rng(1)
 
 
 def _notebook(path, **extra):
@@ -138,11 +139,46 @@ def test_one_d_density_that_fits_instances_and_features_is_refused(tmp_path):
 
 @pytest.mark.parametrize("shape", [(NI, 1), (1, F), (F,), (NI,), ()])
 def test_broadcast_shapes_are_expanded(tmp_path, shape):
-    density = np.full(shape, 0.5) if shape else np.float64(0.5)
-    _notebook(tmp_path / "step_1.npz", feature_probability=density, importance=np.full(shape, 2.0))
+    importance = 2.0 if shape else 1.0  # one number other than 1 is refused: see below
+    _notebook(
+        tmp_path / "step_1.npz",
+        feature_probability=np.full(shape, 0.5),
+        importance=np.full(shape, importance),
+    )
     ds = quiet(tmp_path / "step_1.npz", tmp_path / "run.zarr", importance=None)
     np.testing.assert_allclose(ds["density"].values, np.full((NI, F), 0.5))
-    np.testing.assert_allclose(ds["importance"].values, np.full((NI, F), 2.0))
+    np.testing.assert_allclose(ds["importance"].values, np.full((NI, F), importance))
+
+
+def test_one_importance_number_is_not_guessed_to_be_r(tmp_path):
+    _notebook(
+        tmp_path / "step_1.npz", importance=np.float64(0.9)
+    )  # a config's r, or every feature's?
+    _refused(
+        r"importance is one number \(0.9\).*--importance 0.9\^i or --importance 0.9",
+        tmp_path / "step_1.npz",
+        tmp_path / "r.zarr",
+    )
+    ds, lines = run(
+        tmp_path / "step_1.npz", tmp_path / "run.zarr", importance="0.9^i", model="linear"
+    )
+    np.testing.assert_allclose(ds["importance"].values[0], 0.9 ** np.arange(F))
+    said(lines, "unused entries", "importance")
+
+
+def test_a_step_entry_that_the_file_name_contradicts_is_refused(tmp_path):
+    _notebook(tmp_path / "step_100.npz", step=np.int64(200))
+    _refused(
+        "its step entry says 200 but the file name says 100",
+        tmp_path / "step_100.npz",
+        tmp_path / "r.zarr",
+    )
+
+
+def test_float64_weights_are_said(tmp_path):
+    np.savez(tmp_path / "step_1.npz", w=RNG_64.normal(size=(NI, F, H)), b=np.zeros((NI, F)))
+    _, lines = run(tmp_path / "step_1.npz", tmp_path / "run.zarr", model="linear", importance=1)
+    said(lines, "w, b stored as float32 (the store format), from float64")
 
 
 def test_a_shape_that_does_not_fit_is_refused(tmp_path):

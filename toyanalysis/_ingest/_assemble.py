@@ -37,6 +37,8 @@ def read_dataset(sources: list[Path], opts: Options, notes: Notes) -> xr.Dataset
     groups = [checkpoint_files(s, notes) for s in sources]
     if not opts.as_instances:
         groups = [[path for group in groups for path in group]]
+    if opts.steps is not None and any(len(g) > 1 for g in groups):
+        raise IngestError("--steps is for a trajectory in one file; several files were given")
     renamed: set[str] = set()
     files = [p for g in groups for p in g]
     contents = {path: read_content(path, opts, renamed) for path in files}
@@ -84,6 +86,7 @@ def _fill_steps(blocks: list[Block], opts: Options) -> None:
                 f"give each a step (a 'step' entry or a file name like step_1200.pt)"
             )
         if block.steps is not None:
+            _check_name(block)
             if opts.step is not None and int(block.steps[0]) != opts.step:
                 raise IngestError(
                     f"{block.where}: --step {opts.step} but its entry says step {int(block.steps[0])}"
@@ -111,6 +114,21 @@ def _fill_steps(blocks: list[Block], opts: Options) -> None:
                 f"{block.where}: no step (no 'step' entry, no number in the file name); {advice}"
             )
         block.steps = np.array([named], dtype=np.int64)
+
+
+def _check_name(block: Block) -> None:
+    """A step entry that the file name contradicts is refused (which one is right?)."""
+    if block.steps is None or block.steps.size != 1:
+        return
+    try:
+        named = from_name(Path(block.where))
+    except IngestError:
+        return  # numbers in the name that are not a step: the entry decides
+    if named is not None and named != int(block.steps[0]):
+        raise IngestError(
+            f"{block.where}: its step entry says {int(block.steps[0])} but the file name says "
+            f"{named}; rename the file or drop the entry with --rename step="
+        )
 
 
 def _same(

@@ -43,6 +43,13 @@ def read_block(
         if value is not None:
             arrays[name] = value
     _shapes.hidden_bias(where, found)
+    wide = [
+        found[k].key
+        for k in ("W", "W_out", "b", "loss")
+        if k in found and found[k].value.dtype.itemsize > 4
+    ]
+    if wide:
+        notes.add(f"{', '.join(wide)} stored as float32 (the store format), from float64", where)
     arrays.update(_loss(where, found, W.shape[0], W.shape[1], trajectory, notes))
     used = {"W", "W_out", "b", "b_hidden", "loss"}
     coords, more = _coords(where, found, content.stacked, W.shape[1], W.shape[3], opts, notes)
@@ -105,9 +112,16 @@ def _coords(where, found, stacked, count, n, opts: Options, notes: Notes):
         if source is None:
             continue
         entry = found[source]
-        value = on_grid(
-            entry.key, _constant(where, entry, stacked), count, n, opts.along.get(name), where, name
-        )
+        raw = _constant(where, entry, stacked)
+        if name == "importance" and raw.size == 1 and float(raw.reshape(-1)[0]) != 1.0:
+            if opts.importance is not None or opts.config is not None:
+                continue  # given otherwise: this entry is listed as unused
+            r = float(raw.reshape(-1)[0])
+            raise IngestError(
+                f"{where}: {entry.key} is one number ({r:.4g}): the importance of every feature, or "
+                f"r in r^i? say which with --importance {r:.4g}^i or --importance {r:.4g}"
+            )
+        value = on_grid(entry.key, raw, count, n, opts.along.get(name), where, name)
         if source == "sparsity":
             value = 1.0 - value
             notes.add(
