@@ -27,8 +27,8 @@ accepted names and shapes, with one example per convention.
 >>> with warnings.catch_warnings(record=True) as said:
 ...     warnings.simplefilter("always")
 ...     ds = ingest([folder], os.path.join(folder, "run.zarr"), model="relu_output", importance="0.9^i")
->>> dict(ds.sizes), ds.attrs["ingest_layout"]
-({'step': 1, 'instance': 3, 'hidden': 2, 'feature': 5}, ['ifh'])
+>>> ds["W"].dims, ds["W"].shape, ds.attrs["ingest_layout"]
+(('step', 'instance', 'hidden', 'feature'), (1, 3, 2, 5), ['ifh'])
 >>> said
 []
 """

@@ -60,8 +60,9 @@ def weights(
     W = found["W"]
     value = W.value.astype(np.float32)
     layout = opts.layout
-    if layout is not None and W.key in stacked and not layout.startswith("s"):
-        layout = "s" + layout  # a list of state dicts: the layout is one element's
+    if layout is not None and trajectory and not layout.startswith("s"):
+        if W.key in stacked or value.ndim == len(layout) + 1:
+            layout = "s" + layout  # the layout of one checkpoint, in a trajectory
     if layout is None:
         rest = value.ndim - trajectory
         if rest not in (2, 3):
