@@ -291,6 +291,16 @@ def test_pickles_are_refused_naming_allow_pickle(tmp_path):
         said(lines, "unused entries", "meta")
 
 
+def test_a_whole_pickled_module_is_read_through_its_state_dict(tmp_path):
+    module = torch.nn.Module()
+    module.W = torch.nn.Parameter(torch.from_numpy(normal(NI, F, H)))
+    module.b_final = torch.nn.Parameter(torch.zeros(NI, F))
+    torch.save(module, tmp_path / "model_step_9.pt")
+    _refused("--allow-pickle", tmp_path / "model_step_9.pt", tmp_path / "r.zarr")
+    ds = quiet(tmp_path / "model_step_9.pt", tmp_path / "run.zarr", allow_pickle=True)
+    np.testing.assert_array_equal(ds["W"].values[0], module.W.detach().numpy().transpose(0, 2, 1))
+
+
 # --- what ingest kept doing -------------------------------------------------------------------------
 def test_ambiguous_layout_is_refused(tmp_path):
     np.savez(tmp_path / "step_1.npz", W=normal(NI, 4, 4), b=normal(NI, 4))

@@ -24,7 +24,7 @@ PICKLE_ADVICE = (
 # nested dicts that hold training state, not the model: never searched for weights
 OPAQUE = {
     "optimizer", "optimizers", "optimizer_state_dict", "optimizer_states", "optim", "opt",
-    "opt_state", "scheduler", "lr_scheduler", "lr_schedulers", "callbacks", "loops",
+    "opt_state", "optimizer_state", "scheduler", "lr_scheduler", "lr_schedulers", "callbacks", "loops",
 }  # fmt: skip
 
 
