@@ -43,13 +43,7 @@ def read_block(
         if value is not None:
             arrays[name] = value
     _shapes.hidden_bias(where, found)
-    wide = [
-        found[k].key
-        for k in ("W", "W_out", "b", "loss")
-        if k in found and found[k].value.dtype.itemsize > 4
-    ]
-    if wide:
-        notes.add(f"{', '.join(wide)} stored as float32 (the store format), from float64", where)
+    _check_values(where, found, notes)
     arrays.update(_loss(where, found, W.shape[0], W.shape[1], trajectory, notes))
     used = {"W", "W_out", "b", "b_hidden", "loss"}
     coords, more = _coords(where, found, content.stacked, W.shape[1], W.shape[3], opts, notes)
@@ -58,6 +52,17 @@ def read_block(
     keys = {found[name].key for name in used if name in found}
     unused = [k for k in content.entries if k not in keys] + content.opaque
     return Block(where, steps, arrays, coords, layout), unused
+
+
+def _check_values(where: str, found: dict[str, Found], notes: Notes) -> None:
+    """Weights must be finite; float64 ones are said to be stored as float32."""
+    names = [k for k in ("W", "W_out", "b", "loss") if k in found]
+    for name in names:
+        if not np.all(np.isfinite(found[name].value)):
+            raise IngestError(f"{where}: {found[name].key} has NaN or inf values")
+    wide = [found[k].key for k in names if found[k].value.dtype == np.float64]
+    if wide:
+        notes.add(f"{', '.join(wide)} stored as float32 (the store format), from float64", where)
 
 
 def _loss(where: str, found: dict[str, Found], S: int, count: int, trajectory: bool, notes: Notes):
