@@ -35,6 +35,7 @@ def read_block(
     found = _names.resolve(where, content.entries)
     trajectory = _shapes.has_step_axis(found, content.stacked, opts)
     W, layout = _shapes.weights(where, found, content.stacked, opts, trajectory)
+    steps, step_key = _block_steps(where, found, W.shape[0], trajectory, opts, notes)
     arrays = {"W": W}
     for name, value in (
         ("W_out", _shapes.second_matrix(where, found, W, layout, opts, notes)),
@@ -47,7 +48,6 @@ def read_block(
     arrays.update(_loss(where, found, W.shape[0], W.shape[1], trajectory, notes))
     used = {"W", "W_out", "b", "b_hidden", "loss"}
     coords, more = _coords(where, found, content.stacked, W.shape[1], W.shape[3], opts, notes)
-    steps, step_key = _block_steps(where, found, W.shape[0], trajectory, opts, notes)
     used |= more | ({step_key} if step_key else set())
     keys = {found[name].key for name in used if name in found}
     unused = [k for k in content.entries if k not in keys] + content.opaque
