@@ -309,3 +309,16 @@ def test_ambiguous_layout_is_refused(tmp_path):
         tmp_path / "step_1.npz",
         tmp_path / "r.zarr",
     )
+
+
+def test_steps_inside_a_list_of_state_dicts(tmp_path):
+    states = [
+        {"step": s, "W": torch.from_numpy(normal(NI, F, H)), "b_final": torch.zeros(NI, F)}
+        for s in (5, 0)
+    ]
+    torch.save(states, tmp_path / "snapshots.pt")
+    ds = quiet(tmp_path / "snapshots.pt", tmp_path / "run.zarr")
+    assert ds["step"].values.tolist() == [0, 5]
+    np.testing.assert_array_equal(ds["W"].values[1], states[0]["W"].numpy().transpose(0, 2, 1))
+    torch.save({"snapshots": states, "steps": [5, 1]}, tmp_path / "both.pt")
+    _refused("entries step and steps give other steps", tmp_path / "both.pt", tmp_path / "r.zarr")

@@ -155,6 +155,10 @@ def _block_steps(where, found, S, trajectory, opts: Options, notes: Notes):
             raise IngestError(
                 f"{where}: entry {entry.key} has {steps.size} steps, the weights have {S}"
             )
+        other = found.get("steps") if name == "step" else None
+        if other is not None and other.value.size == S > 1:
+            if not np.array_equal(as_steps(other.value, other.key, where), steps):
+                raise IngestError(f"{where}: entries {entry.key} and {other.key} give other steps")
         if name == "steps" and not trajectory:
             notes.add(
                 f"read the entry {entry.key} ({int(steps[0])}) as this checkpoint's step", where
