@@ -65,7 +65,9 @@ def _check_values(where: str, found: dict[str, Found], notes: Notes) -> None:
         notes.add(f"{', '.join(wide)} stored as float32 (the store format), from float64", where)
 
 
-def _loss(where: str, found: dict[str, Found], S: int, count: int, trajectory: bool, notes: Notes):
+def _loss(
+    where: str, found: dict[str, Found], S: int, count: int, trajectory: bool, notes: Notes
+) -> dict[str, np.ndarray]:
     """``loss (step, instance)``; one number per checkpoint becomes ``run_loss (step)``."""
     if "loss" not in found:
         return {}
@@ -108,7 +110,15 @@ def _constant(where: str, entry: Found, stacked: set[str]) -> np.ndarray:
     return value
 
 
-def _coords(where, found, stacked, count, n, opts: Options, notes: Notes):
+def _coords(
+    where: str,
+    found: dict[str, Found],
+    stacked: set[str],
+    count: int,
+    n: int,
+    opts: Options,
+    notes: Notes,
+) -> tuple[dict[str, np.ndarray], set[str]]:
     """importance, density (also read from sparsity) and seed, and the canonical names used."""
     coords, used = {}, set()
     density_from = "density" if "density" in found else "sparsity" if "sparsity" in found else None
@@ -144,7 +154,9 @@ def _coords(where, found, stacked, count, n, opts: Options, notes: Notes):
     return coords, used
 
 
-def _block_steps(where, found, S, trajectory, opts: Options, notes: Notes):
+def _block_steps(
+    where: str, found: dict[str, Found], S: int, trajectory: bool, opts: Options, notes: Notes
+) -> tuple[np.ndarray | None, str | None]:
     """The block's steps (None when a single checkpoint has none yet) and the entry they came from."""
     name = "step" if "step" in found else "steps" if "steps" in found else None
     steps = None

@@ -55,7 +55,7 @@ def has_step_axis(found: dict[str, Found], stacked: set[str], opts: Options) -> 
 
 def weights(
     where: str, found: dict[str, Found], stacked: set[str], opts: Options, trajectory: bool
-):
+) -> tuple[np.ndarray, str]:
     """W on (step, instance, hidden, feature) and the layout it was read with."""
     W = found["W"]
     value = W.value.astype(np.float32)
@@ -110,6 +110,10 @@ def second_matrix(
     lead = ("s" if layout.startswith("s") else "") + (
         "i" if value.ndim - layout.startswith("s") == 3 else ""
     )
+    if value.ndim != len(lead) + 2:
+        raise IngestError(
+            f"{where}: {entry.key} has shape {entry.value.shape}, expected {(count, n, m)} or its transpose"
+        )
     if entry.module:  # nn.Linear(hidden -> feature).weight is (feature, hidden)
         out = to_axes(value, lead + "fh", "sifh")
         if out.shape == (S, count, n, m) and np.array_equal(out, W.swapaxes(-1, -2)):
