@@ -230,3 +230,22 @@ def test_npy_and_npz_files(tmp_path):
     np.testing.assert_array_equal(ds["W"].values[0], W.transpose(0, 2, 1))
     np.savez(tmp_path / "ckpt-7.npz", W=W, b_final=normal(NI, F))
     assert quiet(tmp_path / "ckpt-7.npz", tmp_path / "npz.zarr")["step"].values.tolist() == [7]
+
+
+def test_one_trajectory_file_per_seed_as_instances(tmp_path):
+    histories = {}
+    for seed in (3, 4):
+        histories[seed] = normal(4, F, H)  # one model: [step, feature, hidden]
+        torch.save(
+            {"W_history": torch.from_numpy(histories[seed]), "b_history": torch.zeros(4, F),
+             "steps": torch.arange(4) * 10, "seed": seed},
+            tmp_path / f"seed{seed}.pt",
+        )  # fmt: skip
+    ds = quiet(
+        [tmp_path / "seed3.pt", tmp_path / "seed4.pt"], tmp_path / "run.zarr", as_instances=True
+    )
+    assert ds["seed"].values.tolist() == [3, 4]
+    assert ds["run"].values.tolist() == ["seed3", "seed4"]
+    assert ds.attrs["ingest_layout"] == ["sfh"]
+    for k, seed in enumerate((3, 4)):
+        np.testing.assert_array_equal(ds["W"].values[:, k], histories[seed].transpose(0, 2, 1))
