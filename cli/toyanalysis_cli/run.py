@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from toyanalysis_cli._common import format_option, write_json, write_text
+from toyanalysis_cli._common import fail, format_option, write_json, write_text
 
 
 def _parse_set(values: tuple[str, ...]) -> dict[str, object]:
@@ -245,6 +245,8 @@ def ingest(
     from toyanalysis.ingestion import ingest as run_ingest
     from toyanalysis.presets import preset
 
+    if not sources:
+        raise fail("no SOURCE given")
     if config_file is not None and preset_name is not None:
         raise click.UsageError("give at most one of --config FILE or --preset NAME")
     config = preset(preset_name) if preset_name else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,14 +80,3 @@ class Options:
     def declared_model(self) -> str | None:
         """The model the user named (directly or through the config), if any."""
         return self.config.model if self.config is not None else self.model
-
-
-def parse_pairs(option: str, items: Sequence[str]) -> dict[str, str]:
-    """``OLD=NEW`` items of a repeated option as a dict."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise IngestError(f"{option} {item}: expected KEY=VALUE")
-        out[key.strip()] = value.strip()
-    return out
