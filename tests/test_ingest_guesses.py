@@ -130,11 +130,21 @@ def test_one_d_density_that_fits_instances_and_features_is_refused(tmp_path):
         tmp_path / "step_1.npz",
         tmp_path / "r.zarr",
     )
-    ds = quiet(tmp_path / "step_1.npz", tmp_path / "run.zarr", along={"density": "instance"})
+    ds = quiet(
+        tmp_path / "step_1.npz", tmp_path / "run.zarr", along={"density": "instance"}, layout="ifh"
+    )
     np.testing.assert_allclose(ds["density"].values[:, 0], np.linspace(0.1, 1, 5))
     np.testing.assert_allclose(ds["density"].values[0], 0.1)
-    ds = quiet(tmp_path / "step_1.npz", tmp_path / "run2.zarr", along={"density": "feature"})
+    ds, lines = run(
+        tmp_path / "step_1.npz",
+        tmp_path / "run2.zarr",
+        along={"density": "feature"},
+        model="linear",
+        importance=1,
+    )
     np.testing.assert_allclose(ds["density"].values[0], np.linspace(0.1, 1, 5))
+    # W (5, 5, 2) has as many instances as features: reading the instance axis first is said
+    said(lines, "W (5, 5, 2): the instance axis is read first (ifh)")
 
 
 @pytest.mark.parametrize("shape", [(NI, 1), (1, F), (F,), (NI,), ()])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ingest_helpers import quiet
+from ingest_helpers import run
 
 LAYOUTS = ["".join(p) for p in itertools.permutations("ifh")] + ["fh", "hf"]
 
@@ -50,10 +50,17 @@ def test_any_layout_and_file_order_round_trips(layout, sizes, steps, trajectory,
                 np.savez(folder / f"ckpt-{step}.npz", W=saved[k], b=bias[k])
         # the instance axis first is inferred (every neighbouring code base); other orders are given
         given_layout = None if layout in ("ifh", "ihf", "fh", "hf") else layout
-        ds = quiet(folder, folder / "run.zarr", layout=given_layout)
+        ds, lines = run(
+            folder, folder / "run.zarr", layout=given_layout, model="linear", importance=1
+        )
         ds.load()
     sort = np.argsort(steps)
     assert ds["step"].values.tolist() == sorted(steps)
     np.testing.assert_array_equal(ds["W"].values, W[sort])
     np.testing.assert_array_equal(ds["b"].values, b[sort])
     assert ds.attrs["ingest_layout"] == [("s" if trajectory else "") + layout]
+    ambiguous = given_layout is None and "i" in layout and count > 1 and count in (n, m)
+    assert len(lines) == int(
+        ambiguous
+    )  # the instance axis read first, said when it could be another
+    assert all("the instance axis is read first" in line for line in lines)

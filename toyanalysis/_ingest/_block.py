@@ -34,7 +34,7 @@ def read_block(
     where = str(path)
     found = _names.resolve(where, content.entries)
     trajectory = _shapes.has_step_axis(found, content.stacked, opts)
-    W, layout = _shapes.weights(where, found, content.stacked, opts, trajectory)
+    W, layout = _shapes.weights(where, found, content.stacked, opts, trajectory, notes)
     steps, step_key = _block_steps(where, found, W.shape[0], trajectory, opts, notes)
     arrays = {"W": W}
     for name, value in (

@@ -54,7 +54,12 @@ def has_step_axis(found: dict[str, Found], stacked: set[str], opts: Options) -> 
 
 
 def weights(
-    where: str, found: dict[str, Found], stacked: set[str], opts: Options, trajectory: bool
+    where: str,
+    found: dict[str, Found],
+    stacked: set[str],
+    opts: Options,
+    trajectory: bool,
+    notes: Notes,
 ) -> tuple[np.ndarray, str]:
     """W on (step, instance, hidden, feature) and the layout it was read with."""
     W = found["W"]
@@ -73,6 +78,14 @@ def weights(
             )
         matrix = "hf" if W.module else _matrix_axes(where, W, found.get("b"))
         layout = ("s" if trajectory else "") + ("i" if rest == 3 else "") + matrix
+        count = value.shape[int(trajectory)]
+        if rest == 3 and count > 1 and count in value.shape[-2:]:
+            notes.add(
+                f"{W.key} {value.shape}: the instance axis is read first ({layout}), as the "
+                f"notebook and ARENA save it; its length is also a matrix axis's, so pass --layout "
+                f"if this is another order",
+                where,
+            )
     if value.ndim != len(layout):
         raise IngestError(
             f"{where}: {W.key} has shape {value.shape}, which does not fit layout {layout!r}"
