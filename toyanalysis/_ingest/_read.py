@@ -131,10 +131,11 @@ def _pickle(path: Path, allow_pickle: bool) -> Any:
             return pickle.load(fh)
 
 
-def _numpy_pickle(path: Path, err: ValueError) -> IngestError:
+def _numpy_pickle(path: Path, err: ValueError) -> Exception:
+    """NumPy's refusal of object arrays as the pickle advice; other errors as they are."""
     if "allow_pickle" in str(err):
         return IngestError(f"{path}: holds Python objects (a pickle); {PICKLE_ADVICE}")
-    raise err
+    return err
 
 
 def _npy(path: Path, allow_pickle: bool) -> Any:
