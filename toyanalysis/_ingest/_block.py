@@ -6,44 +6,51 @@ from pathlib import Path
 
 import numpy as np
 
-from toyanalysis._ingest import _names, _read, _shapes
-from toyanalysis._ingest._names import Found
+from toyanalysis._ingest._names import Found, apply_renames, canonical, resolve
 from toyanalysis._ingest._notes import Notes
 from toyanalysis._ingest._options import Options
-from toyanalysis._ingest._shapes import Block
+from toyanalysis._ingest._read import Content, flatten, load
+from toyanalysis._ingest._shapes import (
+    Block,
+    bias,
+    has_step_axis,
+    hidden_bias,
+    second_matrix,
+    weights,
+)
 from toyanalysis._ingest._steps import as_steps, expand_spec
 from toyanalysis._ingest._values import check_range, on_grid
 from toyanalysis.errors import IngestError
 
 
-def read_content(path: Path, opts: Options, renamed: set[str]) -> _read.Content:
+def read_content(path: Path, opts: Options, renamed: set[str]) -> Content:
     """A file's entries, flat, with ``--rename`` applied (the names it matched go to ``renamed``)."""
 
     def is_weight(keys: list[str]) -> bool:
         keys = [opts.rename.get(k, k) for k in keys]
-        return any((_names.canonical(k) or ("",))[0] == "W" for k in keys if k)
+        return any((canonical(k) or ("",))[0] == "W" for k in keys if k)
 
-    content = _read.flatten(path, _read.load(path, opts.allow_pickle), is_weight)
-    return _names.apply_renames(str(path), content, opts.rename, renamed)
+    content = flatten(path, load(path, opts.allow_pickle), is_weight)
+    return apply_renames(str(path), content, opts.rename, renamed)
 
 
 def read_block(
-    path: Path, content: _read.Content, opts: Options, notes: Notes
+    path: Path, content: Content, opts: Options, notes: Notes
 ) -> tuple[Block, list[str]]:
     """The checkpoints in one file, and the keys it holds that were not used."""
     where = str(path)
-    found = _names.resolve(where, content.entries)
-    trajectory = _shapes.has_step_axis(found, content.stacked, opts)
-    W, layout = _shapes.weights(where, found, content.stacked, opts, trajectory, notes)
+    found = resolve(where, content.entries)
+    trajectory = has_step_axis(found, content.stacked, opts)
+    W, layout = weights(where, found, content.stacked, opts, trajectory, notes)
     steps, step_key = _block_steps(where, found, W.shape[0], trajectory, opts, notes)
     arrays = {"W": W}
     for name, value in (
-        ("W_out", _shapes.second_matrix(where, found, W, layout, opts, notes)),
-        ("b", _shapes.bias(where, found, W, trajectory)),
+        ("W_out", second_matrix(where, found, W, layout, opts, notes)),
+        ("b", bias(where, found, W, trajectory)),
     ):
         if value is not None:
             arrays[name] = value
-    _shapes.hidden_bias(where, found)
+    hidden_bias(where, found)
     _check_values(where, found, notes)
     arrays.update(_loss(where, found, W.shape[0], W.shape[1], trajectory, notes))
     used = {"W", "W_out", "b", "b_hidden", "loss"}
