@@ -40,6 +40,8 @@ def test_scalar_loss_is_kept_run_level_not_copied_per_instance(tmp_path):
     assert ds["run_loss"].dims == ("step",)
     np.testing.assert_allclose(ds["run_loss"].values, [0.6])
     said(lines, "loss is one number per checkpoint", "run_loss")
+    assert ds.attrs["ingest_warnings"] == lines  # the store says later what was assumed
+    assert ds.attrs["ingested_from"] == [str(tmp_path / "step_10.npz")]
 
 
 def test_scalar_loss_of_a_single_model_is_its_loss(tmp_path):
