@@ -1,10 +1,13 @@
+"""Ingest basics: file formats, layouts, prefixes, the abs model, clear refusals."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from ingest_helpers import quiet, run, said
 
-from toyanalysis.errors import IngestError
+from toyanalysis.errors import IngestError, StoreError
 from toyanalysis.ingestion import ingest
 
 RNG = np.random.default_rng(0)
@@ -33,19 +36,22 @@ def test_a_folder_of_notebook_checkpoints_becomes_a_store(tmp_path, suffix):
             folder / f"model_step{step}{suffix}",
             {"W": W_IHF[k].transpose(0, 2, 1), "b_final": B[k]},
         )  # notebook layout [i, f, h]
-    ds = ingest([folder], tmp_path / "run.zarr")
+    (folder / "notes.txt").write_text("lr 1e-3")
+    ds, lines = run(folder, tmp_path / "run.zarr", model="relu_output", importance=1)
     assert ds["step"].values.tolist() == [0, 100, 250, 1000]
     np.testing.assert_array_equal(ds["W"].values, W_IHF[[0, 1, 3, 2]])
     np.testing.assert_array_equal(ds["b"].values, B[[0, 1, 3, 2]])
+    said(lines, "not checkpoint files, ignored: notes.txt")
 
 
-@pytest.mark.parametrize("layout", ["ifh", "ihf", "fh", "hf"])
+@pytest.mark.parametrize("layout", ["ifh", "ihf", "fh", "hf", "fih"])
 def test_every_layout_can_be_given_explicitly(tmp_path, layout):
-    W = W_IHF[0] if layout.startswith("i") else W_IHF[0, 0]
-    W = W if layout in ("ihf", "hf") else np.swapaxes(W, -1, -2)
+    W = W_IHF[0] if "i" in layout else W_IHF[0, 0]
+    given = "ihf" if "i" in layout else "hf"
+    W = np.ascontiguousarray(W.transpose([given.index(c) for c in layout]))
     _save(tmp_path / "ckpt.npz", {"W": W})
-    ds = ingest([tmp_path / "ckpt.npz"], tmp_path / "run.zarr", layout=layout)
-    expected = W_IHF[0] if layout.startswith("i") else W_IHF[0, :1]
+    ds = quiet(tmp_path / "ckpt.npz", tmp_path / "run.zarr", layout=layout, step=0)
+    expected = W_IHF[0] if "i" in layout else W_IHF[0, :1]
     np.testing.assert_array_equal(ds["W"].values[0], expected)
     assert ds["step"].values.tolist() == [0]
 
@@ -60,23 +66,29 @@ def test_state_dict_prefixes_step_entry_and_extras(tmp_path):
         "loss": torch.tensor([0.1, 0.2, 0.3]),
     }
     torch.save(entries, tmp_path / "final.pt")
-    ds = ingest([tmp_path / "final.pt"], tmp_path / "run.zarr")
+    ds = quiet(tmp_path / "final.pt", tmp_path / "run.zarr", importance=None)
     assert ds["step"].values.tolist() == [700]
     np.testing.assert_allclose(
         ds["importance"].values, np.tile(0.9 ** np.arange(N_FEAT), (N_INST, 1))
     )
-    np.testing.assert_allclose(ds["density"].values, 0.1)
+    np.testing.assert_allclose(ds["density"].values, 0.1, rtol=1e-6)
     np.testing.assert_allclose(ds["loss"].values[0], [0.1, 0.2, 0.3])
 
 
 def test_abs_model_weights(tmp_path):
     W_in = RNG.normal(size=(2, 6, 3)).astype(np.float32)  # [i, h, f]
     W_out = RNG.normal(size=(2, 3, 6)).astype(np.float32)  # [i, f, h]
-    _save(tmp_path / "abs.npz", {"W_in": W_in, "W_out": W_out, "b": np.zeros((2, 3), np.float32)})
-    ds = ingest([tmp_path / "abs.npz"], tmp_path / "run.zarr")
+    _save(
+        tmp_path / "abs_step_3.npz",
+        {"W_in": W_in, "W_out": W_out, "b": np.zeros((2, 3), np.float32)},
+    )
+    ds, lines = run(tmp_path / "abs_step_3.npz", tmp_path / "run.zarr", importance=1)
     assert ds.attrs["model"] == "abs"
+    said(lines, "no --model given: recorded as abs")
     np.testing.assert_array_equal(ds["W"].values[0], W_in)
     np.testing.assert_array_equal(ds["W_out"].values[0], W_out)
+    with pytest.raises(IngestError, match="a second matrix, which model linear does not have"):
+        ingest([tmp_path / "abs_step_3.npz"], tmp_path / "lin.zarr", model="linear")
 
 
 @pytest.mark.parametrize(
@@ -91,12 +103,20 @@ def test_abs_model_weights(tmp_path):
         ({"weights": np.zeros((5, 2), np.float32)}, None, "no weight matrix"),
         ({"W": np.zeros((5, 2), np.float32)}, "ifh", "does not fit layout"),
         ({"W": np.full((5, 2), np.nan, np.float32)}, "fh", "NaN"),
+        ({"W": np.zeros((5, 2), np.float32)}, "xfh", "unknown layout"),
     ],
 )
 def test_bad_checkpoints_are_refused_clearly(tmp_path, entries, layout, message):
     _save(tmp_path / "c.npz", entries)
-    with pytest.raises(Exception, match=message) as info:
-        ingest([tmp_path / "c.npz"], tmp_path / "run.zarr", layout=layout)
+    with pytest.raises((IngestError, StoreError), match=message) as info:
+        ingest(
+            [tmp_path / "c.npz"],
+            tmp_path / "run.zarr",
+            layout=layout,
+            step=1,
+            model="linear",
+            importance=1,
+        )
     assert "\n" not in str(info.value)
     assert not (tmp_path / "run.zarr").exists()
 
@@ -110,3 +130,6 @@ def test_missing_and_unsupported_sources(tmp_path):
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(IngestError, match="cannot read checkpoint"):
         ingest([tmp_path / "broken.pt"], tmp_path / "run.zarr")
+    (tmp_path / "runs" / "seed0").mkdir(parents=True)
+    with pytest.raises(IngestError, match="it has folders seed0: pass them as SOURCEs"):
+        ingest([tmp_path / "runs"], tmp_path / "run.zarr")

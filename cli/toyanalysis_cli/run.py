@@ -165,6 +165,16 @@ def presets_command() -> None:
     write_text("\n".join(f"{name:<{width}}  {text}" for name, text in items.items()), None)
 
 
+def _pairs(ctx: click.Context, param: click.Parameter, items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
 @click.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -172,27 +182,91 @@ def presets_command() -> None:
 )
 @click.option(
     "--layout",
-    type=click.Choice(["ifh", "ihf", "fh", "hf"]),
-    help="Axes of W: i=instance, f=feature, h=hidden (inferred when unambiguous).",
+    metavar="AXES",
+    help="Axes of W: i=instance, f=feature, h=hidden, leading s=step (ifh, ihf, fh, hf, sifh, ...); "
+    "inferred from the bias when unambiguous.",
 )
 @click.option(
     "--model",
-    type=click.Choice(["relu_output", "linear", "hidden_relu", "abs"]),
-    help="Model family (default: abs if W_out is present, else relu_output).",
+    metavar="MODEL",
+    help="Model family, as in the store format (default: abs if there is a second matrix, "
+    "else relu_output, with a warning).",
+)
+@click.option(
+    "--rename",
+    multiple=True,
+    metavar="OLD=NEW",
+    callback=_pairs,
+    help="Read entry OLD as the known name NEW (W, b, loss, ...); OLD= ignores OLD.",
+)
+@click.option("--steps", metavar="S1,S2,...|every:K", help="Steps of a trajectory in one file.")
+@click.option("--step", type=click.IntRange(min=0), help="Step of a single checkpoint without one.")
+@click.option(
+    "--as-instances",
+    is_flag=True,
+    help="Each SOURCE is one run (or seed): stack them as instances.",
+)
+@click.option("--importance", metavar="SPEC", help="A number, r^i, a,b,c, or an array file.")
+@click.option("--density", metavar="SPEC", help="A number, r^i, a,b,c, or an array file.")
+@click.option(
+    "--along",
+    multiple=True,
+    metavar="NAME=AXIS",
+    callback=_pairs,
+    help="A 1-D importance/density lies along instance or feature (when both fit).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Attach the run config from a TOML file.",
+)
+@click.option(
+    "--preset", "preset_name", metavar="NAME", help="Attach a named preset as the config."
+)
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Load pickles (only for files you trust: they can run code).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it is a store.")
 def ingest(
-    sources: tuple[Path, ...], output: Path, layout: str | None, model: str | None, overwrite: bool
+    sources: tuple[Path, ...],
+    output: Path,
+    config_file: Path | None,
+    preset_name: str | None,
+    **options: object,
 ) -> None:
-    """Convert checkpoints written elsewhere (.pt, .safetensors, .npz) into a store."""
+    """Convert checkpoints written elsewhere (.pt, .ckpt, .safetensors, .npz, .npy) into a store."""
+    import warnings
+
+    from toyanalysis.config import RunConfig
+    from toyanalysis.ingestion import IngestWarning
     from toyanalysis.ingestion import ingest as run_ingest
+    from toyanalysis.presets import preset
 
     if not sources:
         raise fail("no SOURCE given")
-    ds = run_ingest(list(sources), output, layout=layout, model=model, overwrite=overwrite)
+    if config_file is not None and preset_name is not None:
+        raise click.UsageError("give at most one of --config FILE or --preset NAME")
+    config = preset(preset_name) if preset_name else None
+    if config_file is not None:
+        config = RunConfig.from_toml(str(config_file))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", IngestWarning)
+        ds = run_ingest(list(sources), output, config=config, **options)  # type: ignore[arg-type]
+    for warning in said:
+        if issubclass(warning.category, IngestWarning):
+            click.echo(f"warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    steps = ds.sizes["step"]
     click.echo(
-        f"wrote {output}: {ds.sizes['step']} steps x {ds.sizes['instance']} instances, "
-        f"n={ds.sizes['feature']}, m={ds.sizes['hidden']}",
+        f"wrote {output}: {steps} step{'s' if steps != 1 else ''} x {ds.sizes['instance']} "
+        f"instances, n={ds.sizes['feature']}, m={ds.sizes['hidden']}, model {ds.attrs['model']}, "
+        f"W read as {'/'.join(ds.attrs['ingest_layout'])}",
         err=True,
     )
 
