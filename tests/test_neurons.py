@@ -451,3 +451,19 @@ def test_tables_come_from_one_library_call():
     assert text.startswith("neurons at step 0 (hidden_relu, sign=positive)")
     assert "per instance" in text and "+1,+2" in text and "step" not in text.splitlines()[1]
     assert "per feature" in text and "dedicated" in text and "n_pair" not in text
+
+
+def test_abs_output_drives_are_weighed_by_importance():
+    """A write into an output the loss barely weighs (importance 0.01) is not a second output."""
+    W = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+    W_out = np.array([[[1.0, 0.0], [0.6, 1.0]]])  # neuron 0 also writes 0.6 into output 1
+    plain = neurons(as_store(W, "abs", W_out=W_out)).isel(step=0, instance=0)
+    assert plain["label"].values.tolist() == ["polysemantic", "monosemantic"]
+    importance = xr.DataArray([[1.0, 0.01]], dims=("instance", "feature"))
+    weighed = neurons(as_store(W, "abs", W_out=W_out, importance=importance))
+    r = weighed.isel(step=0, instance=0)
+    assert r["label"].values.tolist() == ["monosemantic", "monosemantic"]
+    assert r["out_drive"].values[0].tolist() == pytest.approx([1.0, 0.06])
+    assert r["out_weight"].values[0].tolist() == pytest.approx(
+        [1.0, 0.6]
+    )  # the weights themselves, unscaled

@@ -147,6 +147,7 @@ def _sign_at(M: np.ndarray, index: np.ndarray) -> np.ndarray:
 def neuron_kernel(
     W: Float[np.ndarray, "*batch hidden feature"],
     W_out: Float[np.ndarray, "*batch feature hidden"] | None = None,
+    out_scale: Float[np.ndarray, "#*batch feature"] | None = None,
     *,
     dead_threshold: float,
     mono_threshold: float,
@@ -156,7 +157,9 @@ def neuron_kernel(
     """Per neuron of ``W (..., hidden, feature)``: what it reads, what it writes, its label.
 
     ``W_out (..., feature, hidden)`` is the output matrix; ``None`` for a tied
-    model (the output reads ``Wᵀ``, so ``W_out = Wᵀ``). Returns the per-neuron
+    model (the output reads ``Wᵀ``, so ``W_out = Wᵀ``). ``out_scale (...,
+    feature)`` multiplies the output drives (``√(I_j / max I)``: the share of
+    the loss a write into output ``j`` moves). Returns the per-neuron
     and per-(neuron, feature) :data:`OUTPUTS` by name (definitions in
     ``docs/neurons.md``).
 
@@ -169,6 +172,8 @@ def neuron_kernel(
     W = np.asarray(W, dtype=np.float64)
     out = W if W_out is None else np.swapaxes(np.asarray(W_out, dtype=np.float64), -1, -2)
     d, o = drive(W, sign), drive(out, sign)
+    if out_scale is not None:
+        o = o * np.asarray(out_scale, dtype=np.float64)[..., None, :]
     strength = np.sqrt(np.square(d).sum(axis=-1))
     dead = strength < dead_threshold
     if W_out is not None:
@@ -280,6 +285,7 @@ def instance_counts(
 def _checked_kernel(
     W: np.ndarray,
     W_out: np.ndarray | None = None,
+    out_scale: np.ndarray | None = None,
     *,
     shape: tuple[int, ...],
     signed: bool,
@@ -289,7 +295,7 @@ def _checked_kernel(
     for name, array in (("W", W), ("W_out", W_out)):
         if array is not None and not np.all(np.isfinite(array)):
             raise StoreError(f"neurons: {name} has NaN or inf values (W shape {shape})")
-    per_neuron = neuron_kernel(W, W_out, **params)
+    per_neuron = neuron_kernel(W, W_out, out_scale, **params)
     per_feature = feature_kernel(
         np.asarray(W, np.float64),
         per_neuron["out"],
@@ -303,24 +309,29 @@ def _checked_kernel(
 
 
 def lift(
-    W: xr.DataArray, W_out: xr.DataArray | None, params: dict[str, Any]
+    W: xr.DataArray,
+    W_out: xr.DataArray | None,
+    params: dict[str, Any],
+    out_scale: xr.DataArray | None = None,
 ) -> dict[str, xr.DataArray]:
     """Every :data:`OUTPUTS` variable of ``W (step, instance, hidden, feature)``, by name.
 
     ``params``: the kernel's thresholds, sign rule and ``signed`` (the
-    family's inputs are signed: pairs are needed). Lazy when ``W`` is
+    family's inputs are signed: pairs are needed); ``out_scale (instance,
+    feature)``: the output drives' weights (with ``W_out`` only). Lazy when ``W`` is
     dask-backed (its ``hidden`` and ``feature`` chunks are merged, the other
     chunks kept), eager otherwise.
     """
     import xarray as xr
 
     args = [W] + ([] if W_out is None else [W_out])
+    args += [] if W_out is None or out_scale is None else [out_scale]
     if W.chunks is not None:
-        args = [a.chunk({"hidden": -1, "feature": -1}) for a in args]
+        args = [a.chunk({d: -1 for d in ("hidden", "feature") if d in a.dims}) for a in args]
     outputs = xr.apply_ufunc(
         _checked_kernel,
         *args,
-        input_core_dims=[["hidden", "feature"], ["feature", "hidden"]][: len(args)],
+        input_core_dims=[["hidden", "feature"], ["feature", "hidden"], ["feature"]][: len(args)],
         output_core_dims=[list(dims) for _, dims, _ in OUTPUTS],
         output_dtypes=[dtype for _, _, dtype in OUTPUTS],
         kwargs={**params, "shape": tuple(W.shape)},

@@ -110,6 +110,7 @@ __all__ = [
     "neuron_records",
     "neuron_text",
     "neurons",
+    "output_scale",
     "participation",
     "resolve_model",
 ]
@@ -237,6 +238,7 @@ def neurons(
     family = resolve_model(ds, model)
     rule = family.neuron_sign if params.sign == "auto" else params.sign
     ds, W, W_out = _weights(ds, family, steps)
+    scale = None if W_out is None else output_scale(ds)
     kernel_params = {
         "dead_threshold": params.dead_threshold,
         "mono_threshold": params.mono_threshold,
@@ -244,8 +246,24 @@ def neurons(
         "sign": rule,
         "signed": family.signed_inputs,
     }
-    outputs = lift(W, W_out, kernel_params)
+    outputs = lift(W, W_out, kernel_params, scale)
     return _assemble(ds, W, W_out, outputs, params, family, str(rule))
+
+
+def output_scale(ds: xr.Dataset) -> xr.DataArray:
+    """``√(I_j / maxᵢ Iᵢ)`` per (instance, feature): how much a write into output ``j`` weighs.
+
+    The loss weighs output ``j`` by its importance ``I_j``, so a write ``w``
+    into it costs ``I_j w²``; the output drives of an untied model are
+    ``|W_out[j, h]|`` times this. All ones when the store has no
+    ``importance``.
+    """
+    if "importance" not in ds.variables:
+        return xr.DataArray(np.ones(ds.sizes["feature"]), dims=("feature",))
+    importance = ds["importance"].reset_coords(drop=True)
+    importance = importance.drop_vars([c for c in importance.coords], errors="ignore")
+    peak = importance.max("feature")
+    return np.sqrt(importance / xr.where(peak > 0, peak, 1.0)).astype(np.float64)
 
 
 def _weights(
@@ -347,7 +365,7 @@ def _step_records(
     """The neuron and instance records of one step (``r``: the result at that step, loaded)."""
     feature_ids = [json_scalar(f) for f in result["feature"].values]
     neuron_ids = [json_scalar(h) for h in result["hidden"].values]
-    arrays = {name: r[name].values for name in r.data_vars}
+    arrays = {str(name): r[name].values for name in r.data_vars}
     arrays["out"] = arrays.get("out_weight", arrays["weight"])
     arrays["order"] = np.argsort(-arrays["drive"], axis=-1, kind="stable")
     arrays["out_order"] = np.argsort(-arrays["out_drive"], axis=-1, kind="stable")
