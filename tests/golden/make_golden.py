@@ -7,10 +7,16 @@ applies to it into ``tests/golden/outputs/``. ``tests/test_golden.py`` runs the
 same commands on the same stores and requires the same JSON: a refactor of the
 analysis layer must not change what users get. Regenerate only on purpose,
 with the change documented.
+
+``--outputs-only`` rewrites outputs from the existing stores without
+retraining; ``--only SUBSTRING`` (repeatable) limits the rewrite to the
+outputs whose file name contains it, e.g. ``--outputs-only --only __neurons``
+regenerated only the neurons JSON when issue 12 changed it on purpose.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gzip
 import json
@@ -70,22 +76,40 @@ def run_json(store: Path, args: list[str]) -> object:
     return json.loads(result.stdout)
 
 
-def main() -> None:
-    from toyanalysis import preset, train
-
-    for name, (preset_name, overrides) in STORES.items():
-        path = HERE / "stores" / f"{name}.zarr"
-        shutil.rmtree(path, ignore_errors=True)
-        train(preset(preset_name).override(**overrides), path)
+def write_outputs(only: list[str]) -> None:
+    """Run every command on its store and write the JSON (only names containing one of ``only``)."""
     out = HERE / "outputs"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     for name, path in store_paths().items():
         for args in COMMANDS[name]:
+            target = output_name(name, args)
+            if only and not any(part in target for part in only):
+                continue
             data = run_json(path, args)
             text = json.dumps(data, indent=1).encode()
-            (out / output_name(name, args)).write_bytes(gzip.compress(text, 9, mtime=0))
-            print(f"wrote {output_name(name, args)}", file=sys.stderr)
+            (out / target).write_bytes(gzip.compress(text, 9, mtime=0))
+            print(f"wrote {target}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--outputs-only", action="store_true", help="keep the stores, rewrite the outputs"
+    )
+    parser.add_argument(
+        "--only", action="append", default=[], help="rewrite outputs whose name contains this"
+    )
+    args = parser.parse_args(argv)
+    if not args.outputs_only:
+        from toyanalysis import preset, train
+
+        for name, (preset_name, overrides) in STORES.items():
+            path = HERE / "stores" / f"{name}.zarr"
+            shutil.rmtree(path, ignore_errors=True)
+            train(preset(preset_name).override(**overrides), path)
+        if not args.only:
+            shutil.rmtree(HERE / "outputs", ignore_errors=True)
+    write_outputs(args.only)
 
 
 if __name__ == "__main__":
