@@ -32,6 +32,10 @@ The views (section names from Elhage et al., 2022), by subject:
   with the geometry transitions of :func:`toyanalysis.phase_changes.phases`
   marked; :func:`phase_diagram` — what one extra feature does (unlearned,
   superposed, dedicated) over a sweep of importance × density;
+- local learning coefficient (``_llc``): :func:`llc_curves` — loss and λ̂ ±
+  se per instance over training from a :func:`toyanalysis.llc` result (or
+  the store's saved ``analysis/llc``), unreliable and divergent estimates
+  left out and counted, transitions of a phases result marked;
 - neurons (``_neurons``): :func:`neuron_bars` — per-neuron stacked bars of
   ``|W[h, i]|``, one colour per feature, negative weights below the axis
   (privileged basis).
@@ -65,6 +69,7 @@ from toyanalysis.plots._common import (
 )
 from toyanalysis.plots._dimensionality import REFERENCE_FRACTIONS, dimensionality
 from toyanalysis.plots._graph import overlap_graph
+from toyanalysis.plots._llc import llc_curves, saved_llc, store_path
 from toyanalysis.plots._neurons import neuron_bars
 from toyanalysis.plots._phases import PHASE_COLORS, loss_curves, phase_diagram
 from toyanalysis.plots._weights import directions, gram, norms
@@ -85,10 +90,13 @@ __all__ = [
     "gram",
     "instance_title",
     "intake",
+    "llc_curves",
     "loss_curves",
     "neuron_bars",
     "norms",
     "overlap_graph",
     "phase_diagram",
     "pick_instances",
+    "saved_llc",
+    "store_path",
 ]
