@@ -121,6 +121,13 @@ class StoreLock:
         if self.break_lock:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
+        for parent in self.path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise StoreIOError(
+                        f"{self.store}: cannot create it: {parent} is a file, not a folder"
+                    )
+                break
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -150,15 +157,23 @@ class StoreLock:
 
     # -- the two protocols ---------------------------------------------------------------
     def _try_flock(self) -> bool:
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        created = False
         try:
-            fd = os.open(self.path, flags, 0o644)
+            try:
+                fd = os.open(self.path, flags)
+            except FileNotFoundError:
+                try:
+                    fd = os.open(self.path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return False  # another writer made it meanwhile: look again
+                created = True
         except OSError as err:
             if err.errno == errno.ELOOP:
                 raise StoreError(
                     f"{self.store}: the lock file {self.path} is a symbolic link; remove it"
                 ) from None
-            raise _io_error(self.store, "cannot create the lock file", self.path, err) from None
+            raise _io_error(self.store, "cannot open the lock file", self.path, err) from None
         try:
             if fcntl is None:
                 raise OSError(errno.ENOSYS, "no flock")
@@ -166,15 +181,24 @@ class StoreLock:
         except BlockingIOError:
             info = _read_info(fd)
             os.close(fd)
-            raise StoreInUseError(
-                f"{self.store}: in use by {describe_holder(info)}; wait for it to finish"
-                f" (if no such process is writing it, remove {self.path})"
-            ) from None
+            raise StoreInUseError(self._in_use(info)) from None
         except OSError as err:
+            if err.errno not in _NO_FLOCK:
+                os.close(fd)
+                raise _io_error(self.store, "cannot lock", self.path, err) from None
+            # no flock here: whoever created the file holds the lock
+            if created:
+                self._fd = fd
+                self._write_info(fd)
+                return True
+            info = _read_info(fd)
             os.close(fd)
-            if err.errno in _NO_FLOCK:
-                return self._try_exclusive()
-            raise _io_error(self.store, "cannot lock", self.path, err) from None
+            if holder_is_running(info) is False:
+                raise StoreInUseError(
+                    f"{self.store}: stale lock {self.path} left by {describe_holder(info)},"
+                    " which is no longer running; remove that file (or pass --break-lock)"
+                ) from None
+            raise StoreInUseError(self._in_use(info)) from None
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(self.path))
         except FileNotFoundError:
@@ -186,34 +210,11 @@ class StoreLock:
         self._write_info(fd)
         return True
 
-    def _try_exclusive(self) -> bool:
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        try:
-            fd = os.open(self.path, flags, 0o644)
-        except FileExistsError:
-            try:
-                fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except FileNotFoundError:
-                return False
-            except OSError as err:
-                raise _io_error(self.store, "cannot read the lock file", self.path, err) from None
-            info = _read_info(fd)
-            os.close(fd)
-            running = holder_is_running(info)
-            if running is False:
-                raise StoreInUseError(
-                    f"{self.store}: stale lock {self.path} left by {describe_holder(info)},"
-                    " which is no longer running; remove that file (or pass --break-lock)"
-                ) from None
-            raise StoreInUseError(
-                f"{self.store}: in use by {describe_holder(info)}; wait for it to finish"
-                f" (if no such process is writing it, remove {self.path})"
-            ) from None
-        except OSError as err:
-            raise _io_error(self.store, "cannot create the lock file", self.path, err) from None
-        self._fd = fd
-        self._write_info(fd)
-        return True
+    def _in_use(self, info: dict[str, Any]) -> str:
+        return (
+            f"{self.store}: in use by {describe_holder(info)}; wait for it to finish"
+            f" (if no such process is writing it, remove {self.path})"
+        )
 
     def _write_info(self, fd: int) -> None:
         info = {

@@ -465,7 +465,9 @@ def _foreign_entry(path: Path) -> Path | None:
         kind = None
         with contextlib.suppress(OSError, ValueError, AttributeError):
             kind = json.loads((node / "zarr.json").read_text()).get("node_type")
-        for entry in os.scandir(node):
+        with os.scandir(node) as listing:
+            entries = list(listing)
+        for entry in entries:
             here = Path(entry.path)
             if entry.is_symlink():
                 return here
@@ -858,6 +860,7 @@ class TrajectoryWriter:
             tuple[int, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]] | None
         ] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
+        self._abandon = False
         self._thread = threading.Thread(target=self._run, name="toyanalysis-writer", daemon=True)
         self._thread.start()
 
@@ -872,8 +875,25 @@ class TrajectoryWriter:
         self._queue.put((start, block, arrays, meta))
 
     def close(self, complete: bool) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        """Wait for the queued blocks to be written; then, if ``complete``, mark the store so.
+
+        Interrupted while waiting (SIGINT, SIGTERM), it drops what is still
+        queued, waits for the block being written to be committed, and re-raises:
+        so the caller releases the lock only once nothing writes any more.
+        """
+        try:
+            self._queue.put(None)
+            self._thread.join()
+        except BaseException:
+            self._abandon = True
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._queue.get_nowait()
+            self._queue.put(None)
+            while self._thread.is_alive():
+                with contextlib.suppress(BaseException):
+                    self._thread.join()
+            raise
         self._raise()
         if complete:
             try:
@@ -910,7 +930,7 @@ class TrajectoryWriter:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            if self._error is not None:
+            if self._error is not None or self._abandon:
                 continue
             start, block, arrays, meta = item
             try:

@@ -38,6 +38,7 @@ from toyanalysis.errors import ConfigError, StoreError, StoreIOError
 BETAS, EPS = (0.9, 0.999), 1e-8
 #: Recorded weights are written (committed) at least this often, in seconds of training.
 FLUSH_SECONDS = 2.0
+_clock = time.monotonic  # replaced by tests to step time deterministically
 #: Blosc/zstd shrinks weight trajectories about 1.25 times (for the disk-space check).
 COMPRESSION = 1.25
 
@@ -401,7 +402,7 @@ def _loop(
     next_index = committed  # index into record_at of the next record to take
     buffer: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
     block_start = committed
-    last_flush = last_report = time.monotonic()
+    last_flush = last_report = _clock()
 
     def flush(t: int, generator_state: list[dict[str, Any]]) -> None:
         nonlocal block_start, buffer, last_flush
@@ -411,10 +412,10 @@ def _loop(
             block["loss"] = np.stack([loss_ for _, loss_ in buffer])
         arrays, meta = _snapshot(t, params, opt, generator_state)
         writer.put(block_start, block, arrays, meta)
-        block_start, buffer, last_flush = next_index, [], time.monotonic()
+        block_start, buffer, last_flush = next_index, [], _clock()
 
     for t in range(start, total + 1):
-        if t > start and time.monotonic() - last_flush > flush_seconds:
+        if t > start and (flush_seconds <= 0 or _clock() - last_flush > flush_seconds):
             # a flush on time: what is buffered, and a snapshot at the start of step t
             flush(t, sampler.state())
         recording = next_index < len(record_at) and t == record_at[next_index]
@@ -430,7 +431,7 @@ def _loop(
                 flush(t, generator_state)
         if t < total:
             opt.step(params, grads, train_cfg.learning_rate(t))
-        if progress is not None and (now := time.monotonic()) - last_report > 1.0:
+        if progress is not None and (now := _clock()) - last_report > 1.0:
             progress(t, total)
             last_report = now
     if progress is not None:
