@@ -96,9 +96,9 @@ def describe_holder(info: dict[str, Any]) -> str:
 class StoreLock:
     """The writer lock of the store at ``store``; use as a context manager.
 
-    ``run_id`` is recorded in the lock file for messages; ``break_stale``
-    removes a lock file first (only for the exclusive-creation fallback,
-    where a dead writer's file remains; see the module docstring).
+    ``run_id`` is recorded in the lock file for messages; ``break_lock``
+    removes the lock file first (for a stale lock of the exclusive-creation
+    fallback; see the module docstring). Only when no process writes the store.
     """
 
     def __init__(

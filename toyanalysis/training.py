@@ -147,7 +147,7 @@ def train(
     throughout; ``break_lock`` removes a stale lock file first.
     """
     path = Path(path)
-    check_resources(config, path)
+    check_resources(config, path, disk=not resume)
     if resume and _finished(path, config):
         return store.open_store(path)
     steps = config.record_steps()
@@ -202,8 +202,8 @@ def train(
     return store.open_store(path)
 
 
-def check_resources(config: RunConfig, path: Path) -> None:
-    """Refuse, before anything is written, a run that cannot fit in memory or on disk."""
+def check_resources(config: RunConfig, path: Path, *, disk: bool = True) -> None:
+    """Refuse, before anything is written, a run that cannot fit in memory (or on ``disk``)."""
     count, n, m = config.n_instances, config.n_features, config.n_hidden
     batch = config.train.batch_size
     gates = len(config.sets) + (1 if config.one_hot else 0)
@@ -224,6 +224,8 @@ def check_resources(config: RunConfig, path: Path) -> None:
             f"(batch_size {batch} x {count} instances x {n} features, {m} hidden); "
             f"{store.format_bytes(memory)} is available: lower batch_size or the sizes"
         )
+    if not disk:
+        return
     on_disk = len(config.record_steps()) * record / COMPRESSION
     folder = next((p for p in (path.parent, *path.parents) if p.is_dir()), None)
     if folder is not None:

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -239,8 +240,16 @@ def check_output(output: Path, overwrite: bool | None = None) -> None:
     if os.path.lexists(output):
         if os.path.isdir(output):
             raise fail(f"{output}: is a folder; give a file name")
-        if not overwrite:
+        if _is_regular(output) and not overwrite:
             raise fail(f"{output}: already exists (pass --overwrite to replace it)")
+
+
+def _is_regular(path: Path) -> bool:
+    """A plain file (or a link to one, or a dangling link), not a device or pipe (/dev/null)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
 
 
 FORMATS_TABLE = ("table", "json", "csv")
@@ -315,6 +324,13 @@ def write_file(output: Path, data: bytes, overwrite: bool | None = None) -> None
     never followed (``tempfile.mkstemp`` creates it exclusively).
     """
     check_output(output, overwrite)
+    if os.path.exists(output) and not _is_regular(output):  # /dev/null, a pipe: write through
+        try:
+            with open(output, "wb") as fh:
+                fh.write(data)
+        except OSError as err:
+            raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
+        return
     folder = output.parent if str(output.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
