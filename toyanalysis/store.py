@@ -472,7 +472,9 @@ def _foreign_entry(path: Path) -> Path | None:
             if entry.is_symlink():
                 return here
             if entry.is_file():
-                if entry.name == "zarr.json":
+                if entry.name == "zarr.json" or (
+                    entry.name.startswith("zarr.") and entry.name.endswith(".partial")
+                ):  # metadata, or zarr's temporary file of a metadata write cut short
                     continue
                 if node == path / PROGRESS and (
                     entry.name in (SNAPSHOT, LEGACY_SNAPSHOT) or entry.name.startswith(".resume-")
