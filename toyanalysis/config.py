@@ -38,9 +38,9 @@ SCHEDULES = ("constant", "linear", "cosine")
 INITS = ("per_instance", "notebook")
 SET_KINDS = ("correlated", "anticorrelated")
 SWEEP_TARGETS = ("density", "importance")
-# instance coordinates the store always has; sweep axes may not reuse them
 # Bounds that keep a config within memory: beyond them the tables or schedules cannot be made.
 MAX_STEPS, MAX_SEED, MAX_TABLE = 10**8, 2**62, 10**8
+# instance coordinates the store always has; sweep axes may not reuse them
 RESERVED_NAMES = ("step", "instance", "feature", "hidden", "density", "importance", "seed")
 
 
