@@ -38,6 +38,8 @@ SCHEDULES = ("constant", "linear", "cosine")
 INITS = ("per_instance", "notebook")
 SET_KINDS = ("correlated", "anticorrelated")
 SWEEP_TARGETS = ("density", "importance")
+# Bounds that keep a config within memory: beyond them the tables or schedules cannot be made.
+MAX_STEPS, MAX_SEED, MAX_TABLE = 10**8, 2**62, 10**8
 # instance coordinates the store always has; sweep axes may not reuse them
 RESERVED_NAMES = ("step", "instance", "feature", "hidden", "density", "importance", "seed")
 
@@ -184,7 +186,7 @@ class TrainConfig:
             schedule=str,
             init=str,
         )
-        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(1 <= self.steps <= MAX_STEPS, f"steps must be in 1..{MAX_STEPS:,}, got {self.steps}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.lr > 0 and math.isfinite(self.lr), f"lr must be > 0, got {self.lr}")
         _check(
@@ -198,7 +200,7 @@ class TrainConfig:
         )
         _check(0 <= self.warmup <= self.steps, f"warmup must be in [0, steps], got {self.warmup}")
         _check(self.init in INITS, f"init must be one of {INITS}, got {self.init!r}")
-        _check(self.seed >= 0, f"seed must be >= 0, got {self.seed}")
+        _check(0 <= self.seed <= MAX_SEED, f"seed must be in 0..2**62, got {self.seed}")
 
     def learning_rate(self, step: int) -> float:
         """Learning rate used for the update at ``step`` (0-based).
@@ -299,6 +301,11 @@ class RunConfig:
         _check(self.n_features >= 1, f"n_features must be >= 1, got {self.n_features}")
         _check(self.n_hidden >= 1, f"n_hidden must be >= 1, got {self.n_hidden}")
         _check(self.seeds >= 1, f"seeds must be >= 1, got {self.seeds}")
+        cells = self.n_instances * self.n_features
+        _check(
+            cells <= MAX_TABLE,
+            f"{self.n_instances:,} instances x {self.n_features:,} features is more than {MAX_TABLE:,} (the per-instance tables alone would need {16 * cells / 2**30:,.1f} GiB)",
+        )
         for name in ("importance", "density"):
             object.__setattr__(self, name, self._per_feature(name))
         self._check_features()

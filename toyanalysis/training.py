@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +33,14 @@ import xarray as xr
 from toyanalysis import models, store
 from toyanalysis.config import RunConfig
 from toyanalysis.data import Sampler
-from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.errors import ConfigError, StoreError, StoreIOError
 
 BETAS, EPS = (0.9, 0.999), 1e-8
+#: Recorded weights are written (committed) at least this often, in seconds of training.
+FLUSH_SECONDS = 2.0
+_clock = time.monotonic  # replaced by tests to step time deterministically
+#: Blosc/zstd shrinks weight trajectories about 1.25 times (for the disk-space check).
+COMPRESSION = 1.25
 
 
 class _Adam:
@@ -115,7 +121,7 @@ def template(config: RunConfig) -> xr.Dataset:
     }
     labels = config.instance_labels()
     coords.update({name: ("instance", values) for name, values in labels.items()})
-    attrs = store.base_attrs(config.model, config.to_json(), list(labels))
+    attrs = store.base_attrs(config.model, config.to_json(), list(labels), store.new_run_id())
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
@@ -126,56 +132,257 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     threads: int = 1,
-    flush_seconds: float = 20.0,
+    flush_seconds: float = FLUSH_SECONDS,
     progress: Callable[[int, int], None] | None = None,
+    break_lock: bool = False,
 ) -> xr.Dataset:
     """Train the run described by ``config`` into the store at ``path``; return it opened.
 
     ``resume=True`` continues an interrupted run in ``path`` (which must have
-    been made with the same config). ``threads`` sets torch's intra-op
-    threads (1 is fastest for small models on a busy 2-core machine).
-    ``progress(done, total)`` is called about every second.
+    been made with the same config); a complete store is returned at once,
+    untouched. ``threads`` sets torch's intra-op threads (1 is fastest for
+    small models on a busy 2-core machine). ``progress(done, total)`` is
+    called about every second. What was recorded is written (committed) at
+    least every ``flush_seconds`` of training. The store's writer lock is held
+    throughout; ``break_lock`` removes a stale lock file first.
     """
     path = Path(path)
+    check_resources(config, path, disk=not resume)
+    if resume and _finished(path, config):
+        return store.open_store(path)
     steps = config.record_steps()
     params = models.init_params(config)
     opt = _Adam(params, config.train.optimizer == "adamw", config.train.weight_decay)
     sampler = Sampler(config)
-    start, committed = 0, 0
-    if resume:
-        start, committed = _resume(path, config, params, opt, sampler)
-        if committed == len(steps):
-            return store.open_store(path)
     layout = template(config)
-    if not resume:
-        store.prepare_output(path, overwrite)
-        store.create_trajectory(path, layout)
-    chunk = store.step_chunk(layout)
-    writer = store.TrajectoryWriter(path, committed)
-    importance = torch.tensor(config.instance_importance(), dtype=torch.float32)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    complete = False
-    try:
-        _loop(
-            config,
-            params,
-            opt,
-            sampler,
-            importance,
-            writer,
-            steps,
-            start,
-            committed,
-            chunk,
-            flush_seconds,
-            progress,
-        )
-        complete = True
-    finally:
-        torch.set_num_threads(previous_threads)
-        writer.close(complete)
+    run_id = str(layout.attrs[store.RUN_ID])
+    with store.StoreLock(path, "train", run_id=run_id, break_lock=break_lock):
+        start = committed = 0
+        fresh = not resume
+        if resume:
+            state = _resume(path, config, params, opt, sampler)
+            if state is None:  # no store yet: its creation was cut short
+                fresh = True
+            elif state == "complete":
+                return store.open_store(path)
+            else:
+                start, committed, run_id = state
+        if fresh:
+            store.create_trajectory(path, layout, overwrite=overwrite)
+        chunk = store.step_chunk(layout)
+        writer = store.TrajectoryWriter(path, committed, run_id)
+        importance = torch.tensor(config.instance_importance(), dtype=torch.float32)
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        complete = False
+        try:
+            _loop(
+                config,
+                params,
+                opt,
+                sampler,
+                importance,
+                writer,
+                steps,
+                start,
+                committed,
+                chunk,
+                flush_seconds,
+                progress,
+            )
+            complete = True
+        finally:
+            torch.set_num_threads(previous_threads)
+            try:
+                writer.close(complete)
+            except Exception:
+                if complete:
+                    raise
+                # an error in the loop is the one to report; the writer's is secondary
     return store.open_store(path)
+
+
+def check_resources(config: RunConfig, path: Path, *, disk: bool = True) -> None:
+    """Refuse, before anything is written, a run that cannot fit in memory (or on ``disk``)."""
+    count, n, m = config.n_instances, config.n_features, config.n_hidden
+    batch = config.train.batch_size
+    gates = len(config.sets) + (1 if config.one_hot else 0)
+    weights = count * (m * n * (2 if config.model == "abs" else 1) + n)
+    # parameters, gradients, two moments, the snapshot and the record copies
+    needed = 8 * 4 * weights
+    # a batch: raw draws and uniforms, the inputs, and the forward and backward intermediates
+    needed += count * batch * (8 * (n + gates) + 4 * 4 * n + 4 * 3 * m)
+    needed += 4 * count * n * 8  # importance and density tables
+    record = 4 * (weights + count)
+    needed += (
+        3 * store.records_per_chunk(record) * record
+    )  # the record buffer and two queued blocks
+    memory = store.available_memory()
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"{config.name}: training needs about {store.format_bytes(needed)} of memory "
+            f"(batch_size {batch} x {count} instances x {n} features, {m} hidden); "
+            f"{store.format_bytes(memory)} is available: lower batch_size or the sizes"
+        )
+    if not disk:
+        return
+    on_disk = len(config.record_steps()) * record / COMPRESSION
+    folder = next((p for p in (path.parent, *path.parents) if p.is_dir()), None)
+    if folder is not None:
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            return
+        if on_disk > free:
+            raise StoreIOError(
+                f"{path}: the run records {len(config.record_steps())} checkpoints, about "
+                f"{store.format_bytes(on_disk)} on disk, but {folder} has "
+                f"{store.format_bytes(free)} free: record fewer steps (--record)"
+            )
+
+
+def _finished(path: Path, config: RunConfig) -> bool:
+    """Whether ``path`` holds this config's run, complete (read-only; refuses another config)."""
+    if not path.is_dir():
+        return False
+    progress = store.read_progress(path)
+    if progress is None or not progress["complete"]:
+        return False
+    _check_same_config(path, store.open_store(path, allow_empty=True), config)
+    return True
+
+
+def _check_same_config(path: Path, ds: xr.Dataset, config: RunConfig) -> None:
+    stored = ds.attrs.get("config")
+    if stored is None:
+        raise StoreError(
+            f"{path}: has no config; it was not written by the trainer and cannot be resumed"
+        )
+    if RunConfig.from_json(stored) != config:
+        raise ConfigError(f"{path}: was trained with a different config; resume needs the same one")
+
+
+def _snapshot_spec(params: models.Params) -> dict[str, tuple[tuple[int, ...], str]]:
+    spec = {}
+    for prefix in ("params", "adam_m", "adam_v"):
+        for name, value in params.items():
+            spec[f"{prefix}.{name}"] = (tuple(value.shape), "float32")
+    return spec
+
+
+def _snapshot(
+    t: int, params: models.Params, opt: _Adam, generator_state: list[dict[str, Any]]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """What resuming at step ``t`` needs: arrays, and a JSON record (no pickle)."""
+    arrays = {f"params.{k}": v for k, v in _numpy(params).items()}
+    state = opt.state()
+    arrays.update({f"adam_m.{k}": v for k, v in state["m"].items()})
+    arrays.update({f"adam_v.{k}": v for k, v in state["v"].items()})
+    sampler = [
+        {
+            "bit_generator": s["bit_generator"],
+            "state": [int(x) for x in s["state"]["state"]],
+            "has_uint32": int(s["has_uint32"]),
+            "uinteger": int(s["uinteger"]),
+        }
+        for s in generator_state
+    ]
+    return arrays, {"step": int(t), "adam_t": int(state["t"]), "sampler": sampler}
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_sampler(path: Path, states: Any, count: int) -> list[dict[str, Any]]:
+    if not isinstance(states, list) or len(states) != count:
+        raise store.snapshot_error(path, f"sampler holds no list of {count} generator states")
+    out = []
+    for s in states:
+        ok = (
+            isinstance(s, dict)
+            and s.get("bit_generator") == "SFC64"
+            and isinstance(s.get("state"), list)
+            and len(s["state"]) == 4
+            and all(_whole(x) and 0 <= x < 2**64 for x in s["state"])
+            and s.get("has_uint32") in (0, 1)
+            and _whole(s.get("uinteger"))
+            and 0 <= s["uinteger"] < 2**32
+        )
+        if not ok:
+            raise store.snapshot_error(path, "a generator state is malformed")
+        out.append(
+            {
+                "bit_generator": "SFC64",
+                "state": {"state": np.array(s["state"], dtype=np.uint64)},
+                "has_uint32": s["has_uint32"],
+                "uinteger": s["uinteger"],
+            }
+        )
+    return out
+
+
+def _resume(
+    path: Path, config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
+) -> tuple[int, int, str | None] | str | None:
+    """Load the store's snapshot into the state; finish a commit or completion cut short.
+
+    Returns ``(step, committed, run_id)`` to continue from, ``"complete"``, or
+    None when there is no store but a creation that was cut short (start anew).
+    Called with the lock held.
+    """
+    if not os.path.lexists(path):
+        if store.creation_was_cut(path):
+            return None
+        raise StoreError(f"{path}: no such store")
+    ds = store.open_store(path, allow_empty=True)
+    _check_same_config(path, ds, config)
+    progress = store.read_progress(path)
+    if progress is None:
+        raise StoreError(f"{path}: has no progress record; it was not written by the trainer")
+    if progress["complete"]:
+        return "complete"
+    total = len(config.record_steps())
+    run_id = store.store_run_id(path)
+    loaded = store.read_snapshot(path, _snapshot_spec(params))
+    committed = progress["committed"]
+    if loaded is None:
+        if committed == total:  # killed after removing the snapshot, before marking complete
+            store.set_committed(path, total, complete=True)
+            return "complete"
+        if committed:
+            raise store.snapshot_error(path, f"missing, though {committed} records are committed")
+        return 0, 0, run_id
+    arrays, meta = loaded
+    record_at = config.record_steps().tolist()
+    step, done, adam_t = meta.get("step"), meta.get("committed"), meta.get("adam_t")
+    if not (_whole(step) and _whole(done) and _whole(adam_t)):
+        raise store.snapshot_error(path, "step, committed or adam_t is not a whole number")
+    if meta.get(store.RUN_ID) != run_id:
+        raise store.snapshot_error(path, "it belongs to another run (run id differs)")
+    if not (1 <= done <= total and 0 <= step <= config.train.steps and adam_t == step):
+        raise store.snapshot_error(path, f"step {step} / committed {done} out of range")
+    if record_at[done - 1] > step or (done < total and record_at[done] < step):
+        raise store.snapshot_error(path, f"step {step} does not follow record {done}")
+    if done < committed:
+        raise store.snapshot_error(path, f"older ({done} records) than the store ({committed})")
+    states = _check_sampler(path, meta.get("sampler"), config.n_instances)
+    if done > committed:  # killed after the snapshot, before the count: finish that commit
+        store.set_committed(path, done, complete=False)
+    if done == total:  # killed after the last commit, before marking complete
+        store.remove_snapshot(path)
+        store.set_committed(path, total, complete=True)
+        return "complete"
+    params.update(_tensors({k: arrays[f"params.{k}"] for k in params}))
+    opt.load(
+        {
+            "t": adam_t,
+            "m": {k: arrays[f"adam_m.{k}"] for k in params},
+            "v": {k: arrays[f"adam_v.{k}"] for k in params},
+        }
+    )
+    sampler.set_state(states)
+    return step, done, run_id
 
 
 def _loop(
@@ -197,59 +404,37 @@ def _loop(
     next_index = committed  # index into record_at of the next record to take
     buffer: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
     block_start = committed
-    last_flush = last_report = time.monotonic()
+    last_flush = last_report = _clock()
+
+    def flush(t: int, generator_state: list[dict[str, Any]]) -> None:
+        nonlocal block_start, buffer, last_flush
+        block: dict[str, np.ndarray] = {}
+        if buffer:
+            block = {name: np.stack([p[name] for p, _ in buffer]) for name in params}
+            block["loss"] = np.stack([loss_ for _, loss_ in buffer])
+        arrays, meta = _snapshot(t, params, opt, generator_state)
+        writer.put(block_start, block, arrays, meta)
+        block_start, buffer, last_flush = next_index, [], _clock()
+
     for t in range(start, total + 1):
+        if t > start and (flush_seconds <= 0 or _clock() - last_flush > flush_seconds):
+            # a flush on time: what is buffered, and a snapshot at the start of step t
+            flush(t, sampler.state())
         recording = next_index < len(record_at) and t == record_at[next_index]
-        flush = False
-        if recording:
-            now = time.monotonic()
-            end_of_chunk = (next_index + 1) % chunk == 0
-            flush = (
-                end_of_chunk or next_index + 1 == len(record_at) or now - last_flush > flush_seconds
-            )
-            if flush:
-                generator_state = sampler.state()
+        full = recording and ((next_index + 1) % chunk == 0 or next_index + 1 == len(record_at))
+        if full:
+            generator_state = sampler.state()
         x = sampler.sample()
         loss, grads = models.loss_and_grads(model, params, x, importance)
         if recording:
             buffer.append((_numpy(params), loss.numpy().copy()))
             next_index += 1
-            if flush:
-                block = {name: np.stack([p[name] for p, _ in buffer]) for name in params}
-                block["loss"] = np.stack([loss_ for _, loss_ in buffer])
-                snapshot = {
-                    "step": t,
-                    "params": _numpy(params),
-                    "optimizer": opt.state(),
-                    "sampler": generator_state,
-                    "committed": next_index,
-                }
-                writer.put(block_start, block, snapshot)
-                block_start, buffer, last_flush = next_index, [], time.monotonic()
+            if full:
+                flush(t, generator_state)
         if t < total:
             opt.step(params, grads, train_cfg.learning_rate(t))
-        if progress is not None and (now := time.monotonic()) - last_report > 1.0:
+        if progress is not None and (now := _clock()) - last_report > 1.0:
             progress(t, total)
             last_report = now
     if progress is not None:
         progress(total, total)
-
-
-def _resume(
-    path: Path, config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
-) -> tuple[int, int]:
-    ds = store.open_store(path, allow_empty=True)
-    stored = ds.attrs.get("config")
-    if stored is None:
-        raise StoreError(
-            f"{path}: has no config; it was not written by the trainer and cannot be resumed"
-        )
-    if RunConfig.from_json(stored) != config:
-        raise ConfigError(f"{path}: was trained with a different config; resume needs the same one")
-    snapshot = store.read_snapshot(path)
-    if snapshot is None:  # nothing committed yet: start over in place
-        return 0, 0
-    params.update(_tensors(snapshot["params"]))
-    opt.load(snapshot["optimizer"])
-    sampler.set_state(snapshot["sampler"])
-    return int(snapshot["step"]), int(snapshot["committed"])

@@ -5,38 +5,251 @@ Results go to stdout (or ``-o FILE``); progress and messages go to stderr.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
+import os
+import signal
+import stat
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from toyanalysis.errors import ToyAnalysisError
+from toyanalysis.errors import EXIT_BAD_INPUT, EXIT_IO, ToyAnalysisError
 
 
 class UserError(click.ClickException):
-    """A one-line error for the user; exit status 1."""
+    """A one-line error for the user; exit status 1 unless told otherwise."""
 
-    exit_code = 1
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
-def fail(message: str) -> UserError:
-    return UserError(message)
+def fail(message: str, exit_code: int | None = None) -> UserError:
+    """A one-line error. Raised while handling another error, it keeps that error's status.
+
+    So a command that rewords a library error (``except ToyAnalysisError``) or an
+    OS error still exits with 3 (I/O) or 4 (store in use) where those apply.
+    """
+    if exit_code is None:
+        current = sys.exc_info()[1]
+        if isinstance(current, ToyAnalysisError):
+            exit_code = current.exit_code
+        elif isinstance(current, OSError):
+            exit_code = EXIT_IO
+    return UserError(message, exit_code)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that writers release their store."""
+
+
+# optional dependency (top-level import name) -> the extra that installs it
+EXTRAS = {
+    "holoviews": "plots",
+    "bokeh": "plots",
+    "panel": "plots",
+    "safetensors": "io",
+    "pyarrow": "io",
+}
+_INPUTS = "toyanalysis.inputs"
+_COMMAND = "toyanalysis.command"
+_OVERWRITE = "toyanalysis.overwrite_output"
 
 
 class Group(click.Group):
-    """A click group that turns library errors into one clean line."""
+    """A click group that turns every error a user can cause into one clean line.
+
+    The one place that maps errors to exit statuses (docs/commands.md):
+    library errors (:class:`ToyAnalysisError`, status 1, or their own:
+    3 for I/O, 4 for a store in use), OS errors (3), missing memory (1), a
+    missing optional dependency (1, naming the extra to install), SIGINT
+    (130) and SIGTERM (143). Any other error raised while a command reads a
+    store (e.g. a chunk that zarr cannot decode, which surfaces only when
+    the data is computed) is attributed by reading the store chunk by chunk
+    (:func:`toyanalysis.store.explain_failure`): one line naming the store
+    and the variable. Errors that no input explains are bugs and keep their
+    traceback.
+
+    Every command added also gets its file output (``-o``) checked before it
+    runs: an existing file is not replaced without ``--overwrite`` (an option
+    added here to commands that have none), and nothing is written inside a
+    store.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _guard(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ToyAnalysisError as err:
-            raise UserError(str(err)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        with _signals():
+            try:
+                return super().invoke(ctx)
+            except click.exceptions.ClickException:
+                raise
+            except (click.exceptions.Exit, click.exceptions.Abort):
+                raise
+            except Exception as err:
+                raise translate(err, ctx.meta) from None
+            except KeyboardInterrupt:
+                click.echo("interrupted", err=True)
+                sys.exit(130)
+            except Terminated:
+                click.echo("terminated", err=True)
+                sys.exit(143)
+
+
+def translate(err: Exception, meta: dict[str, Any]) -> BaseException:
+    """The one-line error for ``err`` (or ``err`` itself when it is a bug, not bad input)."""
+    command = meta.get(_COMMAND, "this command")
+    if isinstance(err, ToyAnalysisError):
+        return UserError(str(err), getattr(err, "exit_code", EXIT_BAD_INPUT))
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        top = err.name.split(".")[0]
+        if top in EXTRAS:
+            return UserError(
+                f"`toyanalysis {command}` needs {top}, which is not installed: "
+                f"pip install 'toyanalysis[{EXTRAS[top]}]'"
+            )
+        return err
+    if isinstance(err, MemoryError):
+        text = str(err).strip().splitlines()
+        return UserError(f"not enough memory: {text[0] if text else 'an allocation failed'}")
+    if isinstance(err, OSError):
+        if err.errno == errno.EPIPE:  # the reader went away (``| head``): stop quietly
+            _silence_stdout()
+            return click.exceptions.Exit(141)
+        if err.filename is None:  # a write to stdout or stderr
+            _silence_stdout()
+            return UserError(f"cannot write the output: {err.strerror or err}", EXIT_IO)
+        what = err.strerror or str(err)
+        target = f"{err.filename}" + (f" -> {err.filename2}" if err.filename2 else "")
+        return UserError(f"{target}: {what}", EXIT_IO)
+    from toyanalysis.store import explain_failure
+
+    inputs = meta.get(_INPUTS, [])
+    try:
+        damage = explain_failure(inputs, err) if inputs else None
+    except Exception:
+        damage = None
+    if damage is not None:
+        return UserError(damage)
+    return err
+
+
+def _silence_stdout() -> None:
+    """After a failed write to stdout, drop what is buffered so exit does not fail again."""
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread while a command runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _store_outputs(cmd: click.Command) -> bool:
+    """Whether the command's ``-o`` is a store it writes (train, ingest), not a result file."""
+    return any(p.name == "overwrite" for p in cmd.params)
+
+
+def _guard(cmd: click.Command) -> None:
+    """Record a command's inputs for error messages; check its output file before it runs."""
+    if getattr(cmd, "_toyanalysis_guarded", False):
+        return
+    names = {p.name for p in cmd.params}
+    file_output = "output" in names and not _store_outputs(cmd)
+    if file_output:
+        cmd.params.append(overwrite_output_option())
+    original = cmd.invoke
+
+    def invoke(ctx: click.Context) -> Any:
+        ctx.meta[_COMMAND] = ctx.info_name or cmd.name
+        ctx.meta[_INPUTS] = [
+            value
+            for key, value in ctx.params.items()
+            if key != "output" and isinstance(value, Path)
+        ] + [
+            v
+            for key, value in ctx.params.items()
+            if isinstance(value, tuple)
+            for v in value
+            if isinstance(v, Path)
+        ]
+        if file_output and ctx.params.get("output") is not None:
+            check_output(Path(ctx.params["output"]))
+        return original(ctx)
+
+    cmd.invoke = invoke  # type: ignore[method-assign]
+    cmd._toyanalysis_guarded = True  # type: ignore[attr-defined]
+
+
+def overwrite_output_option() -> click.Option:
+    """``--overwrite`` for commands that write a result file (kept in ``ctx.meta``)."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        ctx.meta[_OVERWRITE] = bool(value)
+        return value
+
+    return click.Option(
+        ["--overwrite"],
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=remember,
+        help="Replace OUTPUT if it exists (never a file inside a store).",
+    )
+
+
+def check_output(output: Path, overwrite: bool | None = None) -> None:
+    """Refuse to write a result to ``output`` if it exists (without --overwrite) or is in a store."""
+    if overwrite is None:
+        ctx = click.get_current_context(silent=True)
+        overwrite = bool(ctx is not None and ctx.meta.get(_OVERWRITE))
+    absolute = Path(os.path.abspath(output))
+    for parent in absolute.parents:
+        if (parent / "zarr.json").is_file() or (parent / ".zgroup").is_file():
+            raise fail(
+                f"{output}: is inside the Zarr store {parent}; refusing to write a result there "
+                "(use --save to keep a result in the store)"
+            )
+    if os.path.lexists(output):
+        if os.path.isdir(output):
+            raise fail(f"{output}: is a folder; give a file name")
+        if _is_regular(output) and not overwrite:
+            raise fail(f"{output}: already exists (pass --overwrite to replace it)")
+
+
+def _is_regular(path: Path) -> bool:
+    """A plain file (or a link to one, or a dangling link), not a device or pipe (/dev/null)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
 
 
 FORMATS_TABLE = ("table", "json", "csv")
@@ -94,15 +307,43 @@ def save_result(store: Path, result: Any, name: str) -> None:
 
 
 def write_text(text: str, output: Path | None) -> None:
-    """Write text to the output file, or to stdout."""
+    """Write text to the output file (atomically, see :func:`write_file`), or to stdout."""
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    try:
-        output.write_text(text if text.endswith("\n") else text + "\n")
-    except OSError as err:
-        raise fail(f"cannot write {output}: {err.strerror}") from None
+    write_file(output, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
     click.echo(f"wrote {output}", err=True)
+
+
+def write_file(output: Path, data: bytes, overwrite: bool | None = None) -> None:
+    """Write ``data`` to ``output`` through a fresh temporary file beside it, then rename.
+
+    An existing ``output`` is refused unless ``--overwrite`` was given (or
+    ``overwrite=True``); a reader never sees half a file, a failed write
+    leaves the old file as it was, and a planted link at a temporary name is
+    never followed (``tempfile.mkstemp`` creates it exclusively).
+    """
+    check_output(output, overwrite)
+    if os.path.exists(output) and not _is_regular(output):  # /dev/null, a pipe: write through
+        try:
+            with open(output, "wb") as fh:
+                fh.write(data)
+        except OSError as err:
+            raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
+        return
+    folder = output.parent if str(output.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, output)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
 
 
 def write_json(obj: Any, output: Path | None) -> None:
@@ -129,9 +370,12 @@ def write_frame(frame: Any, fmt: str, output: Path | None) -> None:
         if output is None:
             raise fail("--format parquet needs -o FILE (parquet is binary)")
         try:
-            frame.to_parquet(output, index=False)
+            import pyarrow  # noqa: F401
         except ImportError:
             raise fail("--format parquet needs pyarrow: pip install 'toyanalysis[io]'") from None
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        write_file(output, buffer.getvalue())
         click.echo(f"wrote {output}", err=True)
     else:
         write_text(frame.to_string(index=False), output)

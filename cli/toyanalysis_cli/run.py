@@ -57,7 +57,16 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, object]:
     help="Override any config field (value parsed as JSON), e.g. --set lr=0.01.",
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in OUTPUT.")
-@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it is a store.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace OUTPUT if it is a toyanalysis store with nothing else in it.",
+)
+@click.option(
+    "--break-lock",
+    is_flag=True,
+    help="Remove OUTPUT's lock file first (only when no process is writing OUTPUT).",
+)
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -75,9 +84,13 @@ def train(
     sets: tuple[str, ...],
     resume: bool,
     overwrite: bool,
+    break_lock: bool,
     threads: int,
 ) -> None:
-    """Train a run of toy models and record its weights into OUTPUT."""
+    """Train a run of toy models and record its weights into OUTPUT.
+
+    Exit status 4 when another process is writing OUTPUT; see docs/commands.md.
+    """
     from toyanalysis.config import RunConfig
     from toyanalysis.presets import preset
     from toyanalysis.training import train as run_training
@@ -106,6 +119,7 @@ def train(
             overwrite=overwrite,
             threads=threads,
             progress=progress.update if progress else None,
+            break_lock=break_lock,
         )
     finally:
         if progress is not None:
