@@ -180,7 +180,11 @@ def test_phases_json(cli, forced_store):
     (drop,) = record["loss_drops"]
     assert drop["step"] == 1000 and drop["size"] == pytest.approx(8e-3)
     assert drop["transition"] == {"step": 1000, "from": transition["from"], "to": transition["to"]}
-    assert sorted(j["to"] for j in record["feature_jumps"]) == ["0", "2/3", "2/3", "2/3"]
+    assert sorted(j["to"] for j in record["feature_jumps"]) == [
+        "2/3",
+        "2/3",
+        "2/3",
+    ]  # the dropped feature: none
 
 
 def test_phases_table_csv_and_save(cli, forced_store):

@@ -50,6 +50,7 @@ _SCHEMA: dict[str, list[tuple[str, str, Any, bool]]] = {
         ("step", "transition_step", np.int64, True),
         ("from", "transition_from", str, False),
         ("to", "transition_to", str, False),
+        ("label_step", "transition_label_step", np.int64, False),
         ("loss_before", "loss_before", np.float64, False),
         ("loss_after", "loss_after", np.float64, False),
     ],
@@ -245,6 +246,7 @@ def _transition_record(result: xr.Dataset, i: int) -> dict[str, Any]:
         "step": int(result["transition_step"].values[i]),
         "from": str(result["transition_from"].values[i]),
         "to": str(result["transition_to"].values[i]),
+        "label_step": int(result["transition_label_step"].values[i]),
         "loss_before": json_scalar(float(result["loss_before"].values[i])),
         "loss_after": json_scalar(float(result["loss_after"].values[i])),
     }

@@ -22,14 +22,18 @@ from toyanalysis._checks import shape_checked
 from toyanalysis.errors import ConfigError
 
 __all__ = [
+    "change_point",
     "collapse",
     "drops",
     "fraction_text",
     "fractions",
+    "geometry_onsets",
     "loss_changes",
     "noise",
+    "noise_before",
     "plateaus",
     "snap",
+    "snap_held",
     "window_means",
 ]
 
@@ -163,16 +167,39 @@ def noise(change: Float[np.ndarray, " record"]) -> float:
 
 
 @shape_checked
-def drops(change: Float[np.ndarray, " record"], w: int, threshold: float) -> list[int]:
-    """Records where the change reaches ``threshold``, is the largest within ``w`` records,
+def noise_before(
+    change: Float[np.ndarray, " record"], w: int, span: int
+) -> Float[np.ndarray, " record"]:
+    """Per record ``t``: the robust noise (:func:`noise`) of the change over the ``span``
+    records before its windows (``t - 2w - span .. t - 2w``), so that a drop is judged against
+    the plateau before it (for early records: of the first ``span / 2`` known records)."""
+    known = np.flatnonzero(np.isfinite(change))
+    out = np.full(len(change), noise(change))
+    if known.size == 0:
+        return out
+    for t in range(len(change)):
+        # early records: the first span/2 known records stand for the plateau before
+        lo, hi = max(0, t - 2 * w - span), max(t - 2 * w, int(known[0]) + span // 2)
+        part = change[lo:hi]
+        if np.isfinite(part).sum() >= 3:
+            out[t] = noise(part)
+    return out
+
+
+@shape_checked
+def drops(change: Float[np.ndarray, " record"], w: int, threshold: Any) -> list[int]:
+    """Records where the change reaches ``threshold`` (a number, or one per record), is the
+    largest within ``w`` records,
     and stands out: it exceeds the change ``w`` records before and after (where known) by at
     least half the threshold. A steady descent (constant change) has no drops; a decelerating
     one has a single drop where it is steepest. Equal neighbours: the earliest wins.
     """
     values = np.nan_to_num(change, nan=-np.inf)
     n = len(values)
+    limits = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (n,))
     chosen = []
     for t in range(n):
+        threshold = float(limits[t])
         if not values[t] >= threshold:
             continue
         lo, hi = max(0, t - w + 1), min(n, t + w)
@@ -206,7 +233,7 @@ def _flat_runs(flat: np.ndarray, w: int, found: list[int]) -> list[list[int]]:
 
 @shape_checked
 def plateaus(
-    change: Float[np.ndarray, " record"], w: int, threshold: float, found: list[int]
+    change: Float[np.ndarray, " record"], w: int, threshold: Any, found: list[int]
 ) -> list[tuple[int, int]]:
     """Spans of records where the loss level holds, as ``(first, last)`` record.
 
@@ -216,7 +243,7 @@ def plateaus(
     extended by ``w`` records on each side (the windows that saw them flat)
     without reaching past a drop or into the next plateau.
     """
-    flat = np.isfinite(change) & (np.abs(change) < threshold / 2)
+    flat = np.isfinite(change) & (np.abs(change) < np.asarray(threshold) / 2)
     n = len(change)
     runs = _flat_runs(flat, w, found)
     out: list[tuple[int, int]] = []
@@ -270,3 +297,95 @@ def run_steps(
         {"step": int(steps[first]), "from": old, "to": new}
         for (_, _, old), (first, _, new) in itertools.pairwise(segments)
     ]
+
+
+@shape_checked
+def snap_held(
+    dimensionality: Float[np.ndarray, " record"], table: Float[np.ndarray, " fraction"], tol: float
+) -> Float[np.ndarray, " record"]:
+    """:func:`snap` with hysteresis: the first fraction within ``tol``, then a change only to
+    another fraction within ``tol`` that is nearer than the current one by ``tol`` or more
+    (the current one is held in between); NaN records (unrepresented features) reset it.
+
+    >>> table = np.array([1 / 3, 3 / 8])
+    >>> [fraction_text(v) for v in snap_held(np.array([0.34, 0.364, 0.349, 0.373]), table, 0.02)]
+    ['1/3', '1/3', '1/3', '3/8']
+    """
+    out = np.full(len(dimensionality), np.nan)
+    state = np.nan
+    for t, d in enumerate(dimensionality):
+        if not np.isfinite(d):
+            state = np.nan
+            continue
+        distance = np.abs(table - d)
+        nearest = table[int(np.argmin(distance))]
+        gap = float(distance.min())
+        switch = nearest != state and gap <= tol and abs(d - state) - gap >= tol
+        if (np.isnan(state) and gap <= tol) or switch:
+            state = nearest
+        out[t] = state
+    return out
+
+
+@shape_checked
+def change_point(values: Float[np.ndarray, " record"]) -> int:
+    """The split ``t`` (1 .. n-1) of ``values`` into ``[:t]`` and ``[t:]`` with the least
+    squared deviation from the two means: where a level changes.
+
+    >>> change_point(np.array([3.0, 3.1, 2.9, 3.0, 0.1, 0.0, 3.0, 0.0, 0.1]))
+    4
+    """
+    n = len(values)
+    csum = np.cumsum(values)
+    csq = np.cumsum(values**2)
+    t = np.arange(1, n)
+    left = csq[t - 1] - csum[t - 1] ** 2 / t
+    right = (csq[-1] - csq[t - 1]) - (csum[-1] - csum[t - 1]) ** 2 / (n - t)
+    return int(t[np.argmin(left + right)])
+
+
+def geometry_onsets(
+    segments: list[tuple[int, int, Any]],
+    gram: Float[np.ndarray, "record feature feature"],
+    steps: Int[np.ndarray, " record"],
+    min_records: int = 3,
+) -> list[tuple[int, int, Any]]:
+    """Phases moved to where the geometry changes (labels as given, boundaries moved).
+
+    A label changes when overlaps finally pass a tolerance, which can lag the change of
+    the weights. Each boundary moves to the record where the Gram matrix approaches the
+    new phase's settled geometry (its Gram matrix at the phase's last record): the best
+    single step of that distance (:func:`change_point`), searched between the neighbouring
+    boundaries' label records, so one flickering record does not move it. A phase left
+    with fewer than ``min_records`` records is absorbed by the next (an intermediate label
+    passed on the way); equal neighbours merge.
+    """
+    if len(segments) < 2:
+        return list(segments)
+    labels = [seg[0] for seg in segments] + [len(steps)]
+    moved = [0]
+    for j in range(1, len(segments)):
+        lo, hi = labels[j - 1] + 1, labels[j + 1]
+        distance = np.linalg.norm(gram[lo - 1 : hi] - gram[segments[j][1]], axis=(1, 2))
+        moved.append(lo - 1 + change_point(distance) if distance.size > 1 else labels[j])
+    bounds = np.maximum.accumulate([*moved, len(steps)])
+    kept = [
+        [int(bounds[j]), int(bounds[j + 1]) - 1, seg[2]]
+        for j, seg in enumerate(segments)
+        if bounds[j + 1] > bounds[j]
+    ]
+    # a moved phase shorter than min_records is absorbed: the next phase starts where it did
+    k = 1
+    while k < len(kept) - 1:
+        if kept[k][1] - kept[k][0] + 1 < min_records:
+            kept[k + 1][0] = kept[k][0]
+            del kept[k]
+        else:
+            k += 1
+    out: list[list[Any]] = []
+    for seg in kept:
+        if out and out[-1][2] == seg[2]:
+            out[-1][1] = seg[1]
+        else:
+            out.append(seg)
+    return [(int(a), int(z), c) for a, z, c in out]

@@ -20,11 +20,12 @@ from toyanalysis._phases._timeline import (
     drops,
     fraction_text,
     fractions,
+    geometry_onsets,
     loss_changes,
-    noise,
+    noise_before,
     plateaus,
     run_steps,
-    snap,
+    snap_held,
 )
 from toyanalysis.params import PhaseParams
 
@@ -93,7 +94,11 @@ def phases(
     r = Resolved.of(params, step_values, shapes_of(cls))
     loss, error, source = compared_loss(ds, cls, params.loss, params.eval_loss)
     summary = cls["summary"].values.astype(str)
-    found = _all_instances(summary, cls["dimensionality"].values, loss, step_values, r)
+    threshold = (made_with or params.classify).norm_threshold
+    represented = np.asarray(cls["norm"].values) > threshold
+    dimensionality = np.where(represented, cls["dimensionality"].values, np.nan)
+    gram = _weights(ds, cls)
+    found = _all_instances(summary, dimensionality, loss, step_values, r, gram)
     result = events_dataset(cls, found, summary, loss)
     if error is not None:
         result["loss_error"] = (("step", "instance"), error)
@@ -128,12 +133,21 @@ def _attrs(
     }
 
 
+def _weights(ds: xr.Dataset, cls: xr.Dataset) -> np.ndarray | None:
+    """The weights ``W (step, instance, hidden, feature)`` at the classified records, if any."""
+    if "W" not in ds.data_vars:
+        return None
+    W = ds["W"].sel(step=cls["step"].values, instance=cls["instance"].values)
+    return np.asarray(W.transpose("step", "instance", "hidden", "feature").values, np.float64)
+
+
 def _all_instances(
     summary: np.ndarray,
     dimensionality: np.ndarray,
     loss: np.ndarray | None,
     steps: np.ndarray,
     r: Resolved,
+    weights: np.ndarray | None,
 ) -> list[dict[str, Any]]:
     """The events of every instance; the loss change computed for all of them at once."""
     n_instances = summary.shape[1]
@@ -145,9 +159,11 @@ def _all_instances(
                 windows[k] = (change[k], before[k], after[k])
     found = []
     for k in range(n_instances):
-        found.append(
-            _instance_events(summary[:, k], dimensionality[:, k], loss, k, windows[k], steps, r)
+        gram = None if weights is None else np.einsum("shi,shj->sij", weights[:, k], weights[:, k])
+        events = _instance_events(
+            summary[:, k], dimensionality[:, k], loss, k, windows[k], steps, r, gram
         )
+        found.append(events)
     return found
 
 
@@ -159,15 +175,24 @@ def _instance_events(
     window: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     steps: np.ndarray,
     r: Resolved,
+    gram: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Phases, transitions, drops, plateaus and jumps of one instance's timeline."""
-    found = collapse(list(summary), steps, min_records=r.params.min_records, min_steps=r.min_steps)
+    labelled = collapse(
+        list(summary), steps, min_records=r.params.min_records, min_steps=r.min_steps
+    )
+    found = (
+        labelled
+        if gram is None
+        else geometry_onsets(labelled, gram, steps, min_records=r.params.min_records)
+    )
     phase_index = np.full(len(steps), -1, dtype=np.int64)
     for p, (first, last, _) in enumerate(found):
         phase_index[first : last + 1] = p
     jumps = _feature_jumps(dimensionality, steps, r)
     out: dict[str, Any] = {"phases": found, "phase_index": phase_index, "jumps": jumps}
     out["transitions"] = _transitions(found, steps, window)
+    _label_steps(out["transitions"], found, labelled, steps)
     out["change"] = None if window is None else window[0]
     out["drops"], out["plateaus"] = [], []
     if window is not None and loss is not None:
@@ -175,6 +200,19 @@ def _instance_events(
             loss[:, k], window, steps, r, out["transitions"], jumps
         )
     return out
+
+
+def _label_steps(
+    rows: list[dict[str, Any]],
+    found: list[tuple[int, int, Any]],
+    labelled: list[tuple[int, int, Any]],
+    steps: np.ndarray,
+) -> None:
+    """Each transition's ``label_step``: where classify's label first became the new one
+    after the phase before it began (the unmoved boundary)."""
+    for row, (_, _, new), (before, _, _) in zip(rows, found[1:], found):
+        firsts = [a for a, _, label in labelled if label == new and a > before]
+        row["label_step"] = int(steps[firsts[0]]) if firsts else row["step"]
 
 
 def _loss_events(
@@ -188,7 +226,10 @@ def _loss_events(
     """The drops (with their coinciding transition and jumping features) and the plateaus."""
     change, before, after = window
     w = r.window
-    threshold = max(r.params.min_drop, r.params.noise_factor * noise(change))
+    # judged against the noise of the plateau before each record (10 windows)
+    threshold = np.maximum(
+        r.params.min_drop, r.params.noise_factor * noise_before(change, w, 10 * w)
+    )
     found = drops(change, w, threshold)
     rows = []
     for t in found:
@@ -234,14 +275,16 @@ def _transitions(
 def _feature_jumps(
     dimensionality: np.ndarray, steps: np.ndarray, r: Resolved
 ) -> list[list[dict[str, Any]]]:
-    """Per feature: the steps where its snapped dimensionality changes (flicker absorbed)."""
-    snapped = snap(np.asarray(dimensionality, dtype=np.float64), r.fractions, r.params.fraction_tol)
+    """Per feature: the steps where its held fraction (:func:`snap_held`; NaN where the
+    feature is not represented) changes, flicker absorbed."""
+    values = np.asarray(dimensionality, dtype=np.float64)
     jumps = []
-    for f in range(snapped.shape[1]):
-        keep = np.isfinite(snapped[:, f])
-        values, kept_steps = snapped[keep, f], steps[keep]
+    for f in range(values.shape[1]):
+        held = snap_held(values[:, f], r.fractions, r.params.fraction_tol)
+        keep = np.isfinite(held)
+        kept_steps = steps[keep]
         segments = collapse(
-            list(values), kept_steps, min_records=r.params.min_records, min_steps=r.min_steps
+            list(held[keep]), kept_steps, min_records=r.params.min_records, min_steps=r.min_steps
         )
         jumps.append(run_steps(segments, kept_steps))
     return jumps
