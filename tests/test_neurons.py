@@ -467,3 +467,22 @@ def test_abs_output_drives_are_weighed_by_importance():
     assert r["out_weight"].values[0].tolist() == pytest.approx(
         [1.0, 0.6]
     )  # the weights themselves, unscaled
+
+
+def test_neurons_command_shows_the_feature_labels(cli, tmp_path):
+    """The command prints the per-feature labels (table) and the whole-neuron JSON fields."""
+    import json
+
+    from toyanalysis.store import write_store
+
+    W, W_out, answers = whole_abs_model()
+    path = tmp_path / "whole.zarr"
+    write_store(path, as_store(W[None], "abs", W_out=W_out[None]).assign_coords(step=[0]))
+    table = cli("neurons", path)
+    assert table.exit_code == 0, table.stderr
+    assert "per feature" in table.stdout and "one-sided" in table.stdout
+    assert "crossed" in table.stdout and "n_pair" in table.stdout
+    data = json.loads(cli("neurons", path, "--format", "json").stdout)
+    (instance,) = data["instances"]
+    assert [e["label"] for e in instance["feature_neurons"]] == answers["feature_label"]
+    assert instance["n_crossed"] == 1 and data["neurons"][5]["output"] == 4

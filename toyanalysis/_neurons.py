@@ -156,12 +156,10 @@ def neuron_kernel(
 ) -> dict[str, np.ndarray]:
     """Per neuron of ``W (..., hidden, feature)``: what it reads, what it writes, its label.
 
-    ``W_out (..., feature, hidden)`` is the output matrix; ``None`` for a tied
-    model (the output reads ``Wᵀ``, so ``W_out = Wᵀ``). ``out_scale (...,
-    feature)`` multiplies the output drives (``√(I_j / max I)``: the share of
-    the loss a write into output ``j`` moves). Returns the per-neuron
-    and per-(neuron, feature) :data:`OUTPUTS` by name (definitions in
-    ``docs/neurons.md``).
+    ``W_out (..., feature, hidden)``: the output matrix (``None`` when tied:
+    ``W_out = Wᵀ``); ``out_scale (..., feature)`` weighs the output drives
+    (``√(I_j / max I)``). Returns the per-neuron :data:`OUTPUTS` by name
+    (definitions in ``docs/neurons.md``).
 
     >>> W = np.array([[1.0, 0.0], [0.0, 1.0]])
     >>> r = neuron_kernel(W, np.array([[0.0, 1.0], [1.0, 0.0]]), dead_threshold=0.1,

@@ -195,22 +195,16 @@ def neurons(
     - ``weight (step, instance, hidden, feature)``: the store's ``W`` itself
       (not a copy; lazy on a dask-backed store); ``out_weight`` (``abs``
       only): the store's ``W_out[i, h]``, transposed the same way;
-    - ``drive``, ``drives (step, instance, hidden, feature)``: the drive and
-      whether neuron ``h`` reads feature ``i``; ``out_drive``, ``writes``: the
-      same for the output it writes into ``i``; ``clean``: ``h`` reads only
-      ``i`` and writes only ``i``, positively (see the module docstring);
-    - ``strength``, ``score``, ``label``, ``top_feature``, ``n_features``,
-      ``out_score``, ``top_output``, ``in_sign``, ``out_sign``, ``agrees``
-      ``(step, instance, hidden)``;
-    - ``n_neurons``, ``feature_label``, ``n_positive``, ``n_negative``,
-      ``n_writers``, ``n_foreign`` ``(step, instance, feature)``: the neurons
-      reading each feature (all, by sign), its label, the neurons writing
-      its output (all, and those not reading it);
-    - ``monosemantic_fraction``, ``dead_fraction``, ``clean_fraction`` and
-      the counts of each neuron and feature label (``n_monosemantic``,
-      ``n_polysemantic``, ``n_crossed``, ``n_dead``, ``n_pair``,
-      ``n_dedicated``, ``n_one_sided``, ``n_shared``, ``n_none``)
-      ``(step, instance)``.
+    - per (neuron, feature): ``drive``, ``drives`` (``h`` reads ``i``),
+      ``out_drive``, ``writes`` (``h`` writes ``i``'s output), ``clean``;
+    - per neuron: ``strength``, ``score``, ``label``, ``top_feature``,
+      ``n_features``, ``out_score``, ``top_output``, ``in_sign``,
+      ``out_sign``, ``agrees``;
+    - per feature: ``n_neurons``, ``feature_label``, ``n_positive``,
+      ``n_negative``, ``n_writers``, ``n_foreign``;
+    - per instance: ``monosemantic_fraction``, ``dead_fraction``,
+      ``clean_fraction`` and the counts of each label (``n_monosemantic``,
+      ..., ``n_pair``, ..., ``n_none``); definitions in the module docstring.
 
     attrs: ``model``, ``sign`` (the rule used), the thresholds, ``sweep`` and
     ``params`` (the :class:`NeuronParams` as JSON).
@@ -222,12 +216,9 @@ def neurons(
     >>> W_out = np.abs(np.swapaxes(W, -1, -2))
     >>> dims = ("step", "instance", "hidden", "feature")
     >>> out_dims = ("step", "instance", "feature", "hidden")
-    >>> ds = xr.Dataset({"W": (dims, W), "W_out": (out_dims, W_out)}, attrs={"model": "abs"})
-    >>> r = neurons(ds)
-    >>> r["top_feature"].values[0, 0].tolist(), float(r["monosemantic_fraction"][0, 0])
-    ([0, 0, 1, 1, 2, 2], 1.0)
-    >>> r["feature_label"].values[0, 0].tolist()
-    ['pair', 'pair', 'pair']
+    >>> r = neurons(xr.Dataset({"W": (dims, W), "W_out": (out_dims, W_out)}, attrs={"model": "abs"}))
+    >>> r["top_feature"].values[0, 0].tolist(), r["feature_label"].values[0, 0].tolist()
+    ([0, 0, 1, 1, 2, 2], ['pair', 'pair', 'pair'])
     >>> W[0, 0, 1, 0] = 1.0          # a broken pair: neuron 1 fires for x > 0 too, like neuron 0
     >>> r = neurons(xr.Dataset({"W": (dims, W), "W_out": (out_dims, W_out)}, attrs={"model": "abs"}))
     >>> r["feature_label"].values[0, 0].tolist(), float(r["clean_fraction"][0, 0])
@@ -239,15 +230,19 @@ def neurons(
     rule = family.neuron_sign if params.sign == "auto" else params.sign
     ds, W, W_out = _weights(ds, family, steps)
     scale = None if W_out is None else output_scale(ds)
-    kernel_params = {
+    outputs = lift(W, W_out, _kernel_params(params, family, str(rule)), scale)
+    return _assemble(ds, W, W_out, outputs, params, family, str(rule))
+
+
+def _kernel_params(params: NeuronParams, family: ModelFamily, rule: str) -> dict[str, Any]:
+    """What the kernels take: the thresholds, the sign rule, whether inputs are signed."""
+    return {
         "dead_threshold": params.dead_threshold,
         "mono_threshold": params.mono_threshold,
         "feature_fraction": params.feature_fraction,
         "sign": rule,
         "signed": family.signed_inputs,
     }
-    outputs = lift(W, W_out, kernel_params, scale)
-    return _assemble(ds, W, W_out, outputs, params, family, str(rule))
 
 
 def output_scale(ds: xr.Dataset) -> xr.DataArray:

@@ -57,7 +57,12 @@ def test_permuting_neurons_and_features_permutes_the_result(seed, model):
         np.testing.assert_array_equal(moved[name].values, base[name].values[:, :, hp])
     np.testing.assert_array_equal(moved["drives"].values, base["drives"].values[:, :, hp][..., fp])
     np.testing.assert_array_equal(moved["n_neurons"].values, base["n_neurons"].values[..., fp])
+    for name in ("n_positive", "n_negative", "n_writers", "n_foreign", "feature_label"):
+        np.testing.assert_array_equal(moved[name].values, base[name].values[..., fp])
+    np.testing.assert_array_equal(moved["agrees"].values, base["agrees"].values[:, :, hp])
     for name in ("monosemantic_fraction", "n_monosemantic", "n_polysemantic", "n_dead"):
+        np.testing.assert_array_equal(moved[name].values, base[name].values)
+    for name in ("clean_fraction", "n_crossed", "n_pair", "n_one_sided", "n_shared", "n_none"):
         np.testing.assert_array_equal(moved[name].values, base[name].values)
     # the top feature follows the features (where it is unique)
     top = base["top_feature"].values[:, :, hp]
