@@ -208,6 +208,7 @@ def test_views_are_a_registry_of_records():
     assert isinstance(VIEWS, tuple) and all(isinstance(v, View) for v in VIEWS)
     assert [v.name for v in VIEWS] == [
         "loss",
+        "llc",
         "directions",
         "gram",
         "norms",

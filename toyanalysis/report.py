@@ -4,8 +4,8 @@ The report's views are a registry, :data:`VIEWS`: a tuple of :class:`View`
 records, each saying when it applies to a store (directions only when
 ``m = 2``, the D* plot only with a density sweep, the phase diagram only for
 importance or density sweeps, neuron bars only for a privileged basis, loss
-curves only with a loss), what one frame costs, and which view of
-:mod:`toyanalysis.plots` draws it. :func:`write_report` writes the views that
+curves only with a loss, loss and λ̂ only with a saved ``analysis/llc``),
+what one frame costs, and which view of :mod:`toyanalysis.plots` draws it. :func:`write_report` writes the views that
 apply into one HTML file that needs no server and no network: bokeh's
 JavaScript and CSS are inlined. What it shows is a
 :class:`~toyanalysis.params.ReportParams` (``max_frames``, ``max_instances``
@@ -173,6 +173,44 @@ def _has_diagram(shown: Shown) -> bool:
     return any("importance" in s for s in sweep) and 1 <= len(sweep) <= 2
 
 
+def _has_llc(shown: Shown) -> bool:
+    """The λ̂ view applies to a store with a saved llc result (``toyanalysis llc --save``)."""
+    from toyanalysis.plots import saved_llc
+
+    return saved_llc(shown.ds) is not None
+
+
+def _phases_for(shown: Shown, params: PlotParams, chosen: list[Any] | None) -> Any:
+    """The store's saved phases result, else one computed for ``chosen``; None when neither."""
+    from toyanalysis.params import PhaseParams
+    from toyanalysis.phase_changes import phases
+    from toyanalysis.plots import store_path
+    from toyanalysis.store import open_analysis
+
+    path = store_path(shown.ds)
+    try:
+        if path is not None:
+            return open_analysis(path, "phases")
+    except ToyAnalysisError:
+        pass  # none saved
+    try:
+        return phases(shown.ds, PhaseParams(classify=params.classify), instances=chosen)
+    except ToyAnalysisError:
+        return None
+
+
+def _llc(shown: Shown, params: PlotParams) -> Any:
+    from toyanalysis import plots
+
+    estimates = plots.saved_llc(shown.ds)
+    if estimates is None:
+        raise plots.PlotError("the store has no saved analysis/llc group")
+    have = set(estimates["instance"].values.tolist())
+    chosen = [i for i in shown.instances if i in have] or None
+    marks = _phases_for(shown, params, chosen or estimates["instance"].values.tolist())
+    return plots.llc_curves(shown.ds, params, llc=estimates, phases=marks, instances=chosen)
+
+
 VIEWS: tuple[View, ...] = (
     View(
         name="loss",
@@ -181,6 +219,18 @@ VIEWS: tuple[View, ...] = (
         "(hover it for the configurations before and after); plateaus end in such drops.",
         applies=lambda shown: "loss" in shown.ds.data_vars,
         draw=_loss,
+    ),
+    View(
+        name="llc",
+        title="Loss and the local learning coefficient",
+        text="Loss (top) and λ̂ ± se (bottom) per instance at the checkpoints of the store's "
+        "saved llc result (toyanalysis llc --save). A cross on the loss and a dashed line on λ̂ "
+        "mark each change of geometry (hover the cross for Δλ̂): a dynamical transition lowers "
+        "the loss and raises λ̂. Unreliable estimates (negative, or chains that disagree) and "
+        "those whose every chain diverged are left out and counted in the title: λ̂ means "
+        "something only near critical points (docs/llc.md).",
+        applies=_has_llc,
+        draw=_llc,
     ),
     View(
         name="directions",

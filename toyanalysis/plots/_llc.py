@@ -114,9 +114,16 @@ class Marks(NamedTuple):
     delta: np.ndarray
     delta_se: np.ndarray
 
+    @classmethod
+    def none(cls) -> Marks:
+        return cls([], np.zeros(0, np.int64), [], [], np.zeros(0), np.zeros(0))
+
 
 def _deltas(phases: xr.Dataset, estimates: xr.Dataset, chosen: list[Any]) -> tuple[Any, Any]:
-    """Δλ̂ and its se per row of the phases' ``transition`` table (NaN where unknown)."""
+    """Δλ̂ and its se per row of the phases' ``transition`` table (NaN where unknown).
+
+    The phases' λ̂ are the means of their reliable estimates: those the plot draws.
+    """
     from toyanalysis._llc import llc_by_phase
 
     rows = phases.sizes.get("transition", 0)
@@ -129,16 +136,20 @@ def _deltas(phases: xr.Dataset, estimates: xr.Dataset, chosen: list[Any]) -> tup
     steps = [s for s in estimates["step"].values.tolist() if s in set(phases["step"].values)]
     if not inside or not steps:
         return nan, nan
+    kept = estimates.sel(instance=inside, step=steps)
+    if "unreliable" in kept.data_vars:  # Δλ̂ from the estimates drawn, as the plot shows them
+        kept = kept.assign(llc=kept["llc"].where(~kept["unreliable"].astype(bool)))
     try:
-        joined = llc_by_phase(phases, estimates.sel(instance=inside, step=steps))
+        joined = llc_by_phase(phases, kept)
     except (ConfigError, KeyError):
         return nan, nan
     return joined["delta_llc"].values, joined["delta_llc_se"].values
 
 
-def _marks(phases: xr.Dataset | None, estimates: xr.Dataset, chosen: list[Any]) -> Marks:
+def _marks(phases: xr.Dataset | None, estimates: xr.Dataset, chosen: list[Any]) -> Marks | None:
+    """The transitions of ``phases`` for the chosen instances; None without a phases result."""
     if phases is None:
-        return Marks([], np.zeros(0, np.int64), [], [], np.zeros(0), np.zeros(0))
+        return None
     for name in ("transition_instance", "transition_step"):
         if name not in phases.variables:
             raise PlotError(f"phases= must be a toyanalysis.phases result (it has no {name})")
@@ -158,7 +169,7 @@ def _marks(phases: xr.Dataset | None, estimates: xr.Dataset, chosen: list[Any]) 
     )
     picked = [row for row in table if row[0] in wanted]
     if not picked:
-        return Marks([], np.zeros(0, np.int64), [], [], np.zeros(0), np.zeros(0))
+        return Marks.none()
     inst, step, o, n, d, se = zip(*picked, strict=True)
     return Marks(
         list(inst),
@@ -211,7 +222,7 @@ def _crosses(
 
 
 def _loss_panel(
-    store: xr.Dataset, estimates: xr.Dataset, chosen: list[Any], marks: Marks, titles: Any
+    store: xr.Dataset, estimates: xr.Dataset, chosen: list[Any], marks: Marks | None, titles: Any
 ) -> Any:
     steps, loss, label = _loss_table(store, estimates, chosen)
     elements: list[Any] = [
@@ -223,12 +234,10 @@ def _loss_panel(
         ).opts(color=_color(k), line_width=1.5, tools=["hover"])
         for k, inst in enumerate(chosen)
     ]
-    elements.append(_crosses(marks, steps, loss, chosen, titles))
+    elements.append(_crosses(marks or Marks.none(), steps, loss, chosen, titles))
     finite = loss[np.isfinite(loss) & (loss > 0)]
     ylim = (float(finite.min()) / 1.5, float(finite.max()) * 1.5) if finite.size else (None, None)
-    marked = (
-        "× = change of geometry" if marks.step.size else "no phases given: no transitions marked"
-    )
+    marked = "× = change of geometry" if marks is not None else "no phases given: none marked"
     return hv.Overlay(elements).opts(
         hv.opts.Overlay(
             logy=True,
@@ -242,7 +251,7 @@ def _loss_panel(
     )
 
 
-def _llc_panel(estimates: xr.Dataset, chosen: list[Any], marks: Marks, titles: Any) -> Any:
+def _llc_panel(estimates: xr.Dataset, chosen: list[Any], marks: Marks | None, titles: Any) -> Any:
     shown = estimates.sel(instance=chosen)
     kept, note = _kept(shown)
     steps = np.asarray(shown["step"].values, np.int64)
@@ -261,7 +270,7 @@ def _llc_panel(estimates: xr.Dataset, chosen: list[Any], marks: Marks, titles: A
             color="black", alpha=0.5
         )
     )
-    if marks.step.size:
+    if marks is not None and marks.step.size:
         lines = np.unique(marks.step).astype(np.float64)
         elements.append(
             hv.VLines(lines, kdims=["step"]).opts(color="black", line_dash="dashed", alpha=0.5)
