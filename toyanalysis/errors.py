@@ -44,3 +44,15 @@ class StoreIOError(StoreError):
 
 class IngestError(ToyAnalysisError):
     """Checkpoints written elsewhere could not be converted."""
+
+
+class PlotError(ToyAnalysisError, ValueError):
+    """A view does not apply to this store (wrong model, missing variable, bad selection)."""
+
+
+class IngestWarning(UserWarning):
+    """Something ingest assumed or left out; the message is one line."""
+
+
+class LLCWarning(UserWarning):
+    """Some estimates are unreliable (negative, divergent chains, or chains that disagree)."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-
-class IngestWarning(UserWarning):
-    """Something ingest assumed or left out; the message is one line."""
+from toyanalysis.errors import IngestWarning
 
 
 class Notes:

@@ -12,17 +12,13 @@ from toyanalysis._checks import shape_checked
 from toyanalysis._labels import carried_coords, select
 from toyanalysis._llc._params import LLCParams
 from toyanalysis.config import RunConfig
-from toyanalysis.errors import ConfigError, StoreError
+from toyanalysis.errors import ConfigError, LLCWarning, StoreError
 
 if TYPE_CHECKING:
     import torch
     import xarray as xr
 
 __all__ = ["LLCWarning", "llc", "run_config", "summarise_chains"]
-
-
-class LLCWarning(UserWarning):
-    """Some estimates are unreliable (negative, divergent chains, or chains that disagree)."""
 
 
 def run_config(ds: xr.Dataset) -> RunConfig:

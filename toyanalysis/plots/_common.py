@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from toyanalysis._labels import as_store, select_instances, select_steps, sweep_names
-from toyanalysis.errors import ConfigError, ToyAnalysisError
+from toyanalysis.errors import ConfigError, PlotError
 from toyanalysis.params import PlotParams
 
 __all__ = [
@@ -86,10 +86,6 @@ FEATURE_COLORS = (
     "#dbdb8d",
     "#9edae5",
 )
-
-
-class PlotError(ToyAnalysisError, ValueError):
-    """A view does not apply to this store (wrong model, missing variable, bad selection)."""
 
 
 def resolve(params: PlotParams | None, changes: dict[str, Any]) -> PlotParams:
