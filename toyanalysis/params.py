@@ -395,14 +395,14 @@ class NeuronParams(Params):
     mono_threshold: float = option(
         1.5,
         float,
-        "Monosemantic when the effective number of features is at most this.",
+        "Monosemantic when the effective number of features read and of outputs written are at most this.",
         low=1.0,
         high=math.inf,
     )
     feature_fraction: float = option(
         0.3,
         float,
-        "A feature drives a neuron at this fraction of its largest drive or more.",
+        "A neuron reads a feature (writes an output) at this fraction of its largest drive or more.",
         low=0.0,
         low_open=True,
         high=1.0,

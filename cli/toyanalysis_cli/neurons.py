@@ -1,4 +1,4 @@
-"""The ``neurons`` command: which features drive each neuron, and how polysemantic it is.
+"""The ``neurons`` command: what each neuron reads and writes, and how each feature is computed.
 
 It opens a store, calls :func:`toyanalysis.polysemanticity.neurons` at one step
 and prints the result with one library call: a readable table
@@ -55,7 +55,7 @@ def neurons_command(
     output: Path | None,
     **options: Any,
 ) -> None:
-    """Which features drive each neuron of a privileged basis, and how polysemantic it is."""
+    """What each neuron of a privileged basis reads and writes, and how each feature is computed."""
     from toyanalysis.polysemanticity import neuron_frame, neuron_records, neuron_text, neurons
 
     params = params_from(NeuronParams, options)
