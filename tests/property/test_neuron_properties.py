@@ -76,8 +76,10 @@ def test_lazy_result_computes_to_the_eager_one(seed, chunk):
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((4, 3, 5, 6)).astype(np.float32)
     W_out = rng.standard_normal((4, 3, 6, 5)).astype(np.float32)
-    eager = neurons(store(W, "abs", W_out))
-    lazy = neurons(store(W, "abs", W_out).chunk({"step": chunk, "instance": 2}))
+    importance = rng.uniform(0.01, 1.0, (3, 6))  # the output drives are weighed by it
+    ds = store(W, "abs", W_out).assign_coords(importance=(("instance", "feature"), importance))
+    eager = neurons(ds)
+    lazy = neurons(ds.chunk({"step": chunk, "instance": 2}))
     assert lazy["score"].chunks is not None and lazy["label"].chunks is not None
     xr.testing.assert_identical(lazy.compute(), eager)
     assert neuron_records(lazy) == neuron_records(eager)
