@@ -305,11 +305,12 @@ def snap_held(
 ) -> Float[np.ndarray, " record"]:
     """:func:`snap` with hysteresis: the first fraction within ``tol``, then a change only to
     another fraction within ``tol`` that is nearer than the current one by ``tol`` or more
-    (the current one is held in between); NaN records (unrepresented features) reset it.
+    (the current one is held in between); a record is the held fraction where it lies
+    within ``tol`` of it, else NaN; NaN records (unrepresented features) reset the state.
 
     >>> table = np.array([1 / 3, 3 / 8])
-    >>> [fraction_text(v) for v in snap_held(np.array([0.34, 0.364, 0.349, 0.373]), table, 0.02)]
-    ['1/3', '1/3', '1/3', '3/8']
+    >>> [fraction_text(v) for v in snap_held(np.array([0.34, 0.352, 0.364, 0.373]), table, 0.02)]
+    ['1/3', '1/3', '', '3/8']
     """
     out = np.full(len(dimensionality), np.nan)
     state = np.nan
@@ -323,7 +324,8 @@ def snap_held(
         switch = nearest != state and gap <= tol and abs(d - state) - gap >= tol
         if (np.isnan(state) and gap <= tol) or switch:
             state = nearest
-        out[t] = state
+        if abs(d - state) <= tol:  # a record counts for the fraction it is near
+            out[t] = state
     return out
 
 
@@ -355,8 +357,9 @@ def geometry_onsets(
     A label changes when overlaps finally pass a tolerance, which can lag the change of
     the weights. Each boundary moves to the record where the Gram matrix approaches the
     new phase's settled geometry (its Gram matrix at the phase's last record): the best
-    single step of that distance (:func:`change_point`), searched between the neighbouring
-    boundaries' label records, so one flickering record does not move it. A phase left
+    single step of that distance (:func:`change_point`), searched after the previous
+    boundary's label record and up to this one's (a label lags the weights, it does not
+    lead them), so one flickering record does not move it. A phase left
     with fewer than ``min_records`` records is absorbed by the next (an intermediate label
     passed on the way); equal neighbours merge.
     """
@@ -365,7 +368,7 @@ def geometry_onsets(
     labels = [seg[0] for seg in segments] + [len(steps)]
     moved = [0]
     for j in range(1, len(segments)):
-        lo, hi = labels[j - 1] + 1, labels[j + 1]
+        lo, hi = labels[j - 1] + 1, labels[j] + 1  # the label lags the weights, never leads
         distance = np.linalg.norm(gram[lo - 1 : hi] - gram[segments[j][1]], axis=(1, 2))
         moved.append(lo - 1 + change_point(distance) if distance.size > 1 else labels[j])
     bounds = np.maximum.accumulate([*moved, len(steps)])
