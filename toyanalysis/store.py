@@ -39,7 +39,7 @@ import tempfile
 import threading
 import uuid
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -308,11 +308,34 @@ def _check_config_matches(ds: xr.Dataset, name: str) -> None:
 
 
 def normalize(ds: xr.Dataset, name: str = "dataset") -> xr.Dataset:
-    """Check a Dataset against the store format and fill the optional parts."""
+    """Check a Dataset against the store format and fill the optional parts.
+
+    Returns a new Dataset (the argument is not modified) with the variables'
+    dims in the format's order and default coordinates filled in.
+    """
     if "W" not in ds.data_vars:
         raise StoreError(
             f"{name}: no variable W (found: {', '.join(map(str, ds.data_vars)) or 'none'})"
         )
+    ds = _ordered_variables(ds, name)
+    for dim in ("step", "instance", "feature", "hidden"):
+        if dim not in ds.coords:
+            ds = ds.assign_coords({dim: np.arange(ds.sizes[dim], dtype=np.int64)})
+    ds = _whole_steps(ds, name)
+    if "importance" not in ds.coords:
+        ones = np.ones((ds.sizes["instance"], ds.sizes["feature"]))
+        ds = ds.assign_coords(importance=(("instance", "feature"), ones))
+    _check_coordinates(ds, name)
+    attrs = dict(ds.attrs)
+    attrs.setdefault("model", "relu_output")
+    sweep = attrs.get("sweep", [])
+    attrs["sweep"] = [s for s in sweep if s in ds.coords and ds[s].dims == ("instance",)]
+    return ds.assign_attrs(attrs)
+
+
+def _ordered_variables(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """The weight variables checked (dims, dtype, sizes, one checkpoint in memory) and ordered."""
+    ordered = {}
     for var, dims in DIMS.items():
         if var not in ds.data_vars:
             continue
@@ -321,7 +344,8 @@ def normalize(ds: xr.Dataset, name: str = "dataset") -> xr.Dataset:
             raise StoreError(f"{name}: variable {var} has dims {have}, expected {dims}")
         if not np.issubdtype(ds[var].dtype, np.floating):
             raise StoreError(f"{name}: variable {var} has dtype {ds[var].dtype}, expected float")
-        ds[var] = ds[var].transpose(*dims)
+        ordered[var] = ds[var].transpose(*dims)
+    ds = ds.assign(ordered)
     for dim in ("instance", "feature", "hidden"):
         if ds.sizes[dim] == 0:
             raise StoreError(f"{name}: variable W has no {dim}s (size 0)")
@@ -332,25 +356,26 @@ def normalize(ds: xr.Dataset, name: str = "dataset") -> xr.Dataset:
             f"{name}: one checkpoint of W {ds['W'].shape[1:]} needs {format_bytes(per_step)} "
             f"of memory; {format_bytes(memory)} is available"
         )
-    for dim in ("step", "instance", "feature", "hidden"):
-        if dim not in ds.coords:
-            ds = ds.assign_coords({dim: np.arange(ds.sizes[dim], dtype=np.int64)})
+    return ds
+
+
+def _whole_steps(ds: xr.Dataset, name: str) -> xr.Dataset:
+    """Steps as integers (whole floats are converted), strictly increasing."""
     steps = ds["step"].values
     if steps.dtype.kind not in "iu":
-        if (
-            steps.dtype.kind == "f"
-            and np.all(np.isfinite(steps))
-            and np.all(steps == np.round(steps))
-        ):
-            ds = ds.assign_coords(step=steps.astype(np.int64))
-            steps = ds["step"].values
-        else:
+        whole = steps.dtype.kind == "f" and np.all(np.isfinite(steps))
+        if not (whole and np.all(steps == np.round(steps))):
             raise StoreError(
                 f"{name}: coordinate step has dtype {steps.dtype}, expected whole numbers"
             )
-    if "importance" not in ds.coords:
-        ones = np.ones((ds.sizes["instance"], ds.sizes["feature"]))
-        ds = ds.assign_coords(importance=(("instance", "feature"), ones))
+        ds = ds.assign_coords(step=steps.astype(np.int64))
+        steps = ds["step"].values
+    if steps.size > 1 and np.any(np.diff(steps) <= 0):
+        raise StoreError(f"{name}: step coordinate is not strictly increasing")
+    return ds
+
+
+def _check_coordinates(ds: xr.Dataset, name: str) -> None:
     for coord in ("importance", "density"):
         if coord not in ds.coords:
             continue
@@ -364,12 +389,6 @@ def normalize(ds: xr.Dataset, name: str = "dataset") -> xr.Dataset:
             )
     if "seed" in ds.coords and ds["seed"].dtype.kind not in "iu":
         raise StoreError(f"{name}: coordinate seed has dtype {ds['seed'].dtype}, expected integers")
-    if steps.size > 1 and np.any(np.diff(steps) <= 0):
-        raise StoreError(f"{name}: step coordinate is not strictly increasing")
-    ds.attrs.setdefault("model", "relu_output")
-    sweep = ds.attrs.get("sweep", [])
-    ds.attrs["sweep"] = [s for s in sweep if s in ds.coords and ds[s].dims == ("instance",)]
-    return ds
 
 
 # --- finding what is damaged -----------------------------------------------------------------
@@ -851,6 +870,25 @@ def read_snapshot(
         return None
     if file.is_symlink() or not file.is_file():
         raise bad("not a plain file")
+    _check_entries(file, expected, bad)
+    arrays, raw = _load_snapshot(file, expected, bad)
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise bad(f"{SNAPSHOT_META} is not JSON text")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise bad(f"{SNAPSHOT_META}: {_one_line(err)}") from None
+    if not isinstance(meta, dict) or meta.get("format") != SNAPSHOT_FORMAT:
+        raise bad(f"{SNAPSHOT_META} is not a format-{SNAPSHOT_FORMAT} record")
+    return arrays, meta
+
+
+def _check_entries(
+    file: Path,
+    expected: Mapping[str, tuple[tuple[int, ...], str]],
+    bad: Callable[[str], StoreError],
+) -> None:
+    """The snapshot archive holds exactly the expected entries, none larger than it should."""
     wanted = {
         f"{name}.npy": math.prod(shape) * np.dtype(dtype).itemsize
         for name, (shape, dtype) in expected.items()
@@ -868,6 +906,14 @@ def read_snapshot(
     for info in infos:
         if info.file_size > wanted[info.filename] + 4096:
             raise bad(f"entry {info.filename} is {info.file_size} bytes, too large")
+
+
+def _load_snapshot(
+    file: Path,
+    expected: Mapping[str, tuple[tuple[int, ...], str]],
+    bad: Callable[[str], StoreError],
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The checked arrays and the raw JSON record, loaded without pickle."""
     arrays: dict[str, np.ndarray] = {}
     try:
         with np.load(file, allow_pickle=False) as npz:
@@ -886,15 +932,7 @@ def read_snapshot(
         raise
     except Exception as err:  # ValueError: object arrays need pickle; zip/npy format errors
         raise bad(_one_line(err)) from None
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise bad(f"{SNAPSHOT_META} is not JSON text")
-    try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise bad(f"{SNAPSHOT_META}: {_one_line(err)}") from None
-    if not isinstance(meta, dict) or meta.get("format") != SNAPSHOT_FORMAT:
-        raise bad(f"{SNAPSHOT_META} is not a format-{SNAPSHOT_FORMAT} record")
-    return arrays, meta
+    return arrays, raw
 
 
 def snapshot_error(path: str | os.PathLike[str], reason: str) -> StoreError:
