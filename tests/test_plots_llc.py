@@ -112,7 +112,7 @@ def test_loss_and_llc_curves_leave_out_unreliable_estimates(tmp_path):
     kept = np.where(UNRELIABLE, np.nan, LLC)  # instance 0: step 0 (negative) left out;
     _same(_lines(llc_fig, "llc"), kept[:, 0], kept[:, 1])  # 1: 0 (divergent) and 300
     title = llc_fig.title.text
-    assert "left out: 2 unreliable" in title and "1 with every chain divergent, of 12" in title
+    assert title == "λ̂ ± se (left out: 2 unreliable, 1 all chains divergent, of 12)"
     (bars,) = [dict(w.source.data) for w in llc_fig.select({"type": Whisker})]
     np.testing.assert_array_equal(
         np.sort(bars["base"]), [100, 100, 200, 200, 300, 400, 400, 500, 500]

@@ -72,7 +72,7 @@ def test_the_report_draws_loss_and_llc_with_what_is_left_out(tmp_path):
     assert "Loss and the local learning coefficient" in section
     assert 'class="error"' not in section
     # the page embeds the figures as JSON: the λ̂ title counts what is left out
-    assert "left out: 1 unreliable (negative, or chains disagree), of 8" in text
+    assert "(left out: 1 unreliable, of 8)" in text
 
 
 def test_the_view_marks_the_phases_transitions_with_delta_llc(tmp_path):

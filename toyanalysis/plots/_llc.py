@@ -36,6 +36,7 @@ from toyanalysis.plots._common import (
 __all__ = ["LLC_DIM", "Marks", "llc_curves", "saved_llc", "store_path"]
 
 LLC_DIM = hv.Dimension("llc", label="λ̂")
+BORDER = 70  # pixels left of both frames, so that their step axes line up
 
 
 def store_path(ds: Any) -> str | None:
@@ -98,10 +99,10 @@ def _kept(estimates: xr.Dataset) -> tuple[np.ndarray, str]:
         return kept, f"all {total} estimates reliable"
     parts = []
     if dropped.any():
-        parts.append(f"{int(dropped.sum())} unreliable (negative, or chains disagree)")
+        parts.append(f"{int(dropped.sum())} unreliable")
     if diverged.any():
-        parts.append(f"{int(diverged.sum())} with every chain divergent")
-    return kept, f"left out: {' and '.join(parts)}, of {total}"
+        parts.append(f"{int(diverged.sum())} all chains divergent")
+    return kept, f"left out: {', '.join(parts)}, of {total}"
 
 
 class Marks(NamedTuple):
@@ -181,6 +182,11 @@ def _marks(phases: xr.Dataset | None, estimates: xr.Dataset, chosen: list[Any]) 
     )
 
 
+def _align(plot: Any, element: Any) -> None:
+    """A fixed border left of the frame: the two panels' step axes line up."""
+    plot.state.min_border_left = BORDER
+
+
 def _color(k: int) -> str:
     return FEATURE_COLORS[k % len(FEATURE_COLORS)]
 
@@ -222,7 +228,12 @@ def _crosses(
 
 
 def _loss_panel(
-    store: xr.Dataset, estimates: xr.Dataset, chosen: list[Any], marks: Marks | None, titles: Any
+    store: xr.Dataset,
+    estimates: xr.Dataset,
+    chosen: list[Any],
+    marks: Marks | None,
+    titles: Any,
+    xlim: Any,
 ) -> Any:
     steps, loss, label = _loss_table(store, estimates, chosen)
     elements: list[Any] = [
@@ -243,6 +254,8 @@ def _loss_panel(
             logy=True,
             ylim=ylim,
             title=f"{label} per instance ({marked})",
+            xlim=xlim,
+            hooks=[_align],
             frame_width=3 * PANEL,
             frame_height=PANEL,
             legend_position="right",
@@ -251,7 +264,9 @@ def _loss_panel(
     )
 
 
-def _llc_panel(estimates: xr.Dataset, chosen: list[Any], marks: Marks | None, titles: Any) -> Any:
+def _llc_panel(
+    estimates: xr.Dataset, chosen: list[Any], marks: Marks | None, titles: Any, xlim: Any
+) -> Any:
     shown = estimates.sel(instance=chosen)
     kept, note = _kept(shown)
     steps = np.asarray(shown["step"].values, np.int64)
@@ -277,7 +292,9 @@ def _llc_panel(estimates: xr.Dataset, chosen: list[Any], marks: Marks | None, ti
         )
     return hv.Overlay(elements).opts(
         hv.opts.Overlay(
-            title=f"λ̂ ± se per instance ({note})",
+            title=f"λ̂ ± se ({note})",
+            xlim=xlim,
+            hooks=[_align],
             frame_width=3 * PANEL,
             frame_height=PANEL,
             ylabel="λ̂",
@@ -311,7 +328,7 @@ def llc_curves(
     >>> est = xr.Dataset({"llc": (("step", "instance"), [[1.0], [2.0], [np.nan]])},
     ...                  coords={"step": [0, 1, 2], "instance": [0]})
     >>> llc_curves(ds, llc=est).values()[1].opts.get().kwargs["title"]
-    'λ̂ ± se per instance (left out: 1 with every chain divergent, of 3)'
+    'λ̂ ± se (left out: 1 all chains divergent, of 3)'
     """
     params = resolve(params, changes)
     store = intake(ds)
@@ -320,8 +337,10 @@ def llc_curves(
     have = set(store["instance"].values.tolist())
     titles = {i: instance_title(store, i) if i in have else f"instance {i}" for i in chosen}
     marks = _marks(phases, estimates, chosen)
+    every = np.concatenate([store["step"].values, estimates["step"].values]).astype(np.float64)
+    xlim = (float(every.min()), float(every.max()))
     panels = [
-        _loss_panel(store, estimates, chosen, marks, titles),
-        _llc_panel(estimates, chosen, marks, titles),
+        _loss_panel(store, estimates, chosen, marks, titles, xlim),
+        _llc_panel(estimates, chosen, marks, titles, xlim),
     ]
     return hv.Layout(panels).cols(1)
