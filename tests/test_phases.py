@@ -628,3 +628,15 @@ def test_dimensionality_jumps_have_hysteresis_and_need_a_represented_feature():
     # the plain snap (the former rule) calls the wobble a run of jumps
     snapped = snap(cls["dimensionality"].values[:, 0, 0], fractions(), 0.02)
     assert len(set(np.round(snapped, 4).tolist())) == 2
+
+
+def test_a_slow_small_fall_after_a_long_plateau_is_found_at_its_scale():
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    loss = 0.01 * (1 - 0.15 / (1 + np.exp(-(t - 250) / 12.0))) * rng.lognormal(0, 0.001, 400)
+    digons = np.stack([testing.polytope("digon")] * 400)[:, None]
+    result = for_instance(phases(testing.as_dataset(digons, loss=loss[:, None])), 0)
+    assert result["drop_step"].values.tolist() == [pytest.approx(250, abs=15)]
+    assert int(result["drop_window"][0]) > int(
+        phases(testing.as_dataset(digons, loss=loss[:, None])).attrs["loss_window"]
+    )

@@ -60,6 +60,7 @@ _SCHEMA: dict[str, list[tuple[str, str, Any, bool]]] = {
         ("change", "drop_change", np.float64, False),
         ("loss_before", "drop_loss_before", np.float64, False),
         ("loss_after", "drop_loss_after", np.float64, False),
+        ("window", "drop_window", np.int64, False),
         ("transition", "drop_transition", np.int64, False),
     ],
     "plateau": [
@@ -261,6 +262,7 @@ def _drop_record(result: xr.Dataset, i: int, transitions: list[dict[str, Any]]) 
         "change": json_scalar(float(result["drop_change"].values[i])),
         "loss_before": json_scalar(float(result["drop_loss_before"].values[i])),
         "loss_after": json_scalar(float(result["drop_loss_after"].values[i])),
+        "window": int(result["drop_window"].values[i]),
         "transition": None
         if index < 0
         else {key: transitions[index][key] for key in ("step", "from", "to")},

@@ -22,6 +22,7 @@ from toyanalysis._phases._timeline import (
     fractions,
     geometry_onsets,
     loss_changes,
+    noise,
     noise_before,
     plateaus,
     run_steps,
@@ -215,6 +216,31 @@ def _label_steps(
         row["label_step"] = int(steps[firsts[0]]) if firsts else row["step"]
 
 
+def _scaled_drops(
+    loss: np.ndarray, window: tuple[np.ndarray, np.ndarray, np.ndarray], r: Resolved
+) -> tuple[list[tuple[int, int, tuple[np.ndarray, ...]]], np.ndarray]:
+    """Drops at windows ``w, 2w, 4w, ...`` (while 4 windows fit): ``(record, window, (change,
+    before, after))``, a wider window's drop kept only away from the drops already found;
+    and the base window's threshold. Each is judged against the noise of the plateau
+    before it (10 windows; at the wider windows at least the noise of the whole timeline),
+    so a slow fall after a quiet plateau is found at its scale."""
+    found: list[tuple[int, int, tuple[np.ndarray, ...]]] = []
+    w, base = r.window, None
+    while True:
+        scaled = window if w == r.window else loss_changes(loss, w)
+        noise_level = noise_before(scaled[0], w, 10 * w)
+        if w > r.window:  # overlapping wide windows: not below the timeline's own noise
+            noise_level = np.maximum(noise_level, noise(scaled[0]))
+        threshold = np.maximum(r.params.min_drop, r.params.noise_factor * noise_level)
+        base = threshold if base is None else base
+        for t in drops(scaled[0], w, threshold):
+            if all(abs(t - u) > max(w, v) for u, v, _ in found):
+                found.append((t, w, scaled))
+        w *= 2
+        if 4 * w > len(loss):
+            return sorted(found, key=lambda d: d[0]), base
+
+
 def _loss_events(
     loss: np.ndarray,
     window: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -224,15 +250,9 @@ def _loss_events(
     jumps: list[list[dict[str, Any]]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The drops (with their coinciding transition and jumping features) and the plateaus."""
-    change, before, after = window
-    w = r.window
-    # judged against the noise of the plateau before each record (10 windows)
-    threshold = np.maximum(
-        r.params.min_drop, r.params.noise_factor * noise_before(change, w, 10 * w)
-    )
-    found = drops(change, w, threshold)
+    found, threshold = _scaled_drops(loss, window, r)
     rows = []
-    for t in found:
+    for t, w, (change, before, after) in found:
         lo, hi = steps[max(0, t - w)], steps[min(len(steps) - 1, t + w - 1)]
         near = [
             (abs(tr["step"] - int(steps[t])), j)
@@ -246,15 +266,17 @@ def _loss_events(
                 "change": float(change[t]),
                 "loss_before": float(before[t]),
                 "loss_after": float(after[t]),
+                "window": int(w),
                 "transition": min(near)[1] if near else -1,
                 "features": [
                     f for f, per in enumerate(jumps) if any(lo <= j["step"] <= hi for j in per)
                 ],
             }
         )
+    base = [t for t, w, _ in found if w == r.window]
     flat = [
         {"start": int(steps[a]), "end": int(steps[b]), "loss": float(np.nanmean(loss[a : b + 1]))}
-        for a, b in plateaus(change, w, threshold, found)
+        for a, b in plateaus(window[0], r.window, threshold, base)
     ]
     return rows, flat
 
