@@ -76,10 +76,10 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, small_config, mon
     real = models.loss_and_grads
     calls = iter(range(10**6))
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         if next(calls) == 170:
             raise Stop
-        return real(*args)
+        return real(*args, **kwargs)
 
     path = tmp_path / "cut.zarr"
     monkeypatch.setattr(models, "loss_and_grads", failing)

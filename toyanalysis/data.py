@@ -73,14 +73,18 @@ class Sampler:
             (self.n_instances, -(-self._shape[1] * self._shape[2] // 2)), dtype=np.uint64
         )
 
-    def sample(self) -> torch.Tensor:
+    def sample(self, out: torch.Tensor | None = None) -> torch.Tensor:
+        """A fresh batch; ``out`` (shaped like a batch) is filled instead of a new tensor.
+
+        A training loop passes the same ``out`` every step, which saves
+        allocating (and page-faulting) a tensor of the batch's size each time.
+        """
         draws = torch.from_numpy(self._uniforms())
         if self._gate is None:
             # all features independent: the gate and the value come from one draw,
             # x = u/p where u < p else 0, written with threshold (faster than masks)
-            minus_value = torch.threshold(
-                draws * self._minus_inverse, -1.0, -0.5 if self.signed else 0.0
-            )
+            minus_value = torch.mul(draws, self._minus_inverse, out=out)
+            torch.threshold_(minus_value, -1.0, -0.5 if self.signed else 0.0)
             if self.signed:  # 2v - 1 where active, else 0
                 return minus_value.mul_(-2.0).sub_(1.0)
             return minus_value.neg_()
@@ -90,7 +94,8 @@ class Sampler:
         value = torch.where(self._own, (gates - self._lo) / self._width, u)
         if self.signed:
             value = value.mul_(2.0).sub_(1.0)
-        return value.masked_fill_(~active, 0.0)
+        value = value.masked_fill_(~active, 0.0)
+        return value if out is None else out.copy_(value)
 
     def _uniforms(self) -> np.ndarray:
         """U[0, 1) float32 draws of shape (instance, feature + gates, batch).

@@ -44,16 +44,46 @@ COMPRESSION = 1.25
 
 
 class _Adam:
-    """Adam/AdamW over dicts of batched tensors, matching ``torch.optim.AdamW``."""
+    """Adam/AdamW over dicts of batched tensors, matching ``torch.optim.AdamW``.
+
+    Where torch has its fused CPU/GPU kernels (``_fused_adamw_``), one call
+    updates every parameter; otherwise five element-wise passes per parameter.
+    """
 
     def __init__(self, params: models.Params, decoupled: bool, weight_decay: float) -> None:
         self.decoupled, self.weight_decay = decoupled, weight_decay
         self.m = {k: torch.zeros_like(v) for k, v in params.items()}
         self.v = {k: torch.zeros_like(v) for k, v in params.items()}
         self.t = 0
+        self.fused = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_", None)
+        first = next(iter(params.values()))
+        self._steps = [torch.zeros((), device=first.device) for _ in params]
 
     def step(self, params: models.Params, grads: models.Params, lr: float) -> None:
         self.t += 1
+        if self.fused is not None:
+            names = list(params)
+            for counter in self._steps:
+                counter.fill_(self.t)
+            self.fused(
+                [params[k] for k in names],
+                [grads[k] for k in names],
+                [self.m[k] for k in names],
+                [self.v[k] for k in names],
+                [],
+                self._steps,
+                lr=lr,
+                beta1=BETAS[0],
+                beta2=BETAS[1],
+                weight_decay=self.weight_decay,
+                eps=EPS,
+                amsgrad=False,
+                maximize=False,
+            )
+            return
+        self._step_by_passes(params, grads, lr)
+
+    def _step_by_passes(self, params: models.Params, grads: models.Params, lr: float) -> None:
         b1, b2 = BETAS
         bias1, bias2 = 1 - b1**self.t, 1 - b2**self.t
         for name, p in params.items():
@@ -405,6 +435,8 @@ def _loop(
     buffer: list[tuple[dict[str, np.ndarray], np.ndarray]] = []
     block_start = committed
     last_flush = last_report = _clock()
+    x: torch.Tensor | None = None
+    workspace: dict[str, torch.Tensor] = {}
 
     def flush(t: int, generator_state: list[dict[str, Any]]) -> None:
         nonlocal block_start, buffer, last_flush
@@ -424,8 +456,8 @@ def _loop(
         full = recording and ((next_index + 1) % chunk == 0 or next_index + 1 == len(record_at))
         if full:
             generator_state = sampler.state()
-        x = sampler.sample()
-        loss, grads = models.loss_and_grads(model, params, x, importance)
+        x = sampler.sample(out=x)  # the batch and the intermediates reuse their memory
+        loss, grads = models.loss_and_grads(model, params, x, importance, workspace=workspace)
         if recording:
             buffer.append((_numpy(params), loss.numpy().copy()))
             next_index += 1
