@@ -172,7 +172,8 @@ def noise_before(
 ) -> Float[np.ndarray, " record"]:
     """Per record ``t``: the robust noise (:func:`noise`) of the change over the ``span``
     records before its windows (``t - 2w - span .. t - 2w``), so that a drop is judged against
-    the plateau before it (for early records: of the first ``span / 2`` known records)."""
+    the plateau before it (for early records: of the first ``span / 2`` known records),
+    never above the noise of the whole timeline (a descent before a drop is no plateau)."""
     known = np.flatnonzero(np.isfinite(change))
     out = np.full(len(change), noise(change))
     if known.size == 0:
@@ -182,7 +183,7 @@ def noise_before(
         lo, hi = max(0, t - 2 * w - span), max(t - 2 * w, int(known[0]) + span // 2)
         part = change[lo:hi]
         if np.isfinite(part).sum() >= 3:
-            out[t] = noise(part)
+            out[t] = min(out[t], noise(part))
     return out
 
 
