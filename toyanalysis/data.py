@@ -25,6 +25,8 @@ from toyanalysis.config import RunConfig
 
 # stream ids mixed into each instance's seed
 INIT_STREAM, DATA_STREAM = 0, 1
+#: Where the uniforms come from: NumPy's SFC64 on the host, or torch's generator on the device.
+STREAMS = ("numpy", "torch")
 
 
 def generators(seeds: np.ndarray, stream: int) -> list[np.random.Generator]:
@@ -38,11 +40,29 @@ def generators(seeds: np.ndarray, stream: int) -> list[np.random.Generator]:
 class Sampler:
     """Draws batches ``x (instance, feature, batch)`` for a run config (batch last: see models)."""
 
-    def __init__(self, config: RunConfig, batch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        batch_size: int | None = None,
+        *,
+        device: str | torch.device | None = None,
+        stream: str = "auto",
+    ) -> None:
         self.n_instances, self.n_features = config.n_instances, config.n_features
         self.batch_size = batch_size or config.train.batch_size
         self.signed = config.model == "abs"
-        self._gens = generators(config.instance_seeds(), DATA_STREAM)
+        self.device = torch.device(device or "cpu")
+        if stream == "auto":
+            stream = "numpy" if self.device.type == "cpu" else "torch"
+        if stream not in STREAMS:
+            raise ValueError(f"unknown stream {stream!r} (streams: {', '.join(STREAMS)})")
+        self.stream = stream
+        self._seeds = config.instance_seeds()
+        self._gens = generators(self._seeds, DATA_STREAM) if stream == "numpy" else []
+        self._torch_gens = (
+            [torch.Generator(device=self.device) for _ in self._seeds] if stream == "torch" else []
+        )
+        self._draws = 0  # batches drawn so far (the torch stream's whole state)
         density = config.instance_density()
         n = self.n_features
         groups: list[tuple[str, tuple[int, ...]]] = [(g.kind, g.features) for g in config.sets]
@@ -62,15 +82,17 @@ class Sampler:
                 cum = np.cumsum(density[:, members_list], axis=1)
                 lo[:, members_list] = cum - density[:, members_list]
                 hi[:, members_list] = cum
-        self._lo = torch.tensor(lo[:, :, None], dtype=torch.float32)
-        self._hi = torch.tensor(hi[:, :, None], dtype=torch.float32)
+        self._lo = torch.tensor(lo[:, :, None], dtype=torch.float32, device=self.device)
+        self._hi = torch.tensor(hi[:, :, None], dtype=torch.float32, device=self.device)
         self._width = self._hi - self._lo
         self._minus_inverse = -1.0 / self._hi
-        self._gate = torch.tensor(gate) if groups else None
-        self._own = torch.tensor(own)[:, None]
+        self._gate = torch.tensor(gate, device=self.device) if groups else None
+        self._own = torch.tensor(own, device=self.device)[:, None]
         self._shape = (self.n_instances, n + self.n_gates, self.batch_size)
-        self._raw = np.empty(
-            (self.n_instances, -(-self._shape[1] * self._shape[2] // 2)), dtype=np.uint64
+        half = -(-self._shape[1] * self._shape[2] // 2) if stream == "numpy" else 0
+        self._raw = np.empty((self.n_instances, half), dtype=np.uint64)
+        self._draws_buffer = (
+            torch.empty(self._shape, device=self.device) if stream == "torch" else None
         )
 
     def sample(self, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,7 +101,8 @@ class Sampler:
         A training loop passes the same ``out`` every step, which saves
         allocating (and page-faulting) a tensor of the batch's size each time.
         """
-        draws = torch.from_numpy(self._uniforms())
+        draws = torch.from_numpy(self._uniforms()) if self.stream == "numpy" else self._on_device()
+        self._draws += 1
         if self._gate is None:
             # all features independent: the gate and the value come from one draw,
             # x = u/p where u < p else 0, written with threshold (faster than masks)
@@ -116,9 +139,29 @@ class Sampler:
         _, rows, batch = self._shape
         return floats[:, : rows * batch].reshape(self._shape)
 
+    def _on_device(self) -> torch.Tensor:
+        """U[0, 1) draws made by torch on the sampler's device, one generator per instance.
+
+        Counter-based: batch ``t`` of an instance comes from a generator seeded
+        with a hash of (instance seed, data stream, t), so the whole state is
+        the number of batches drawn, and no instance depends on another.
+        """
+        out = self._draws_buffer
+        assert out is not None
+        for k, (g, seed) in enumerate(zip(self._torch_gens, self._seeds)):
+            key = np.random.SeedSequence([int(seed), DATA_STREAM, self._draws])
+            g.manual_seed(int(key.generate_state(1, np.uint64)[0] >> np.uint64(1)))
+            torch.rand(self._shape[1:], generator=g, device=self.device, out=out[k])
+        return out
+
     def state(self) -> list[dict[str, Any]]:
-        return [g.bit_generator.state for g in self._gens]
+        if self.stream == "torch":
+            return [{"bit_generator": "torch", "draws": self._draws} for _ in self._seeds]
+        return [dict(g.bit_generator.state) for g in self._gens]
 
     def set_state(self, states: list[dict[str, Any]]) -> None:
+        if self.stream == "torch":
+            self._draws = int(states[0]["draws"])
+            return
         for g, state in zip(self._gens, states):
             g.bit_generator.state = state

@@ -104,16 +104,46 @@ class _Adam:
 
     def load(self, state: dict[str, Any]) -> None:
         self.t = int(state["t"])
-        self.m = _tensors(state["m"])
-        self.v = _tensors(state["v"])
+        device = self._steps[0].device
+        self.m = _tensors(state["m"], device)
+        self.v = _tensors(state["v"], device)
 
 
 def _numpy(params: models.Params) -> dict[str, np.ndarray]:
-    return {k: v.numpy().copy() for k, v in params.items()}
+    return {k: _host(v) for k, v in params.items()}
 
 
-def _tensors(arrays: dict[str, np.ndarray]) -> models.Params:
-    return {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+def _host(value: torch.Tensor) -> np.ndarray:
+    """A host copy of ``value`` (one copy, from any device)."""
+    if value.device.type == "cpu":
+        return value.numpy().copy()
+    return value.cpu().numpy()
+
+
+def _tensors(arrays: dict[str, np.ndarray], device: torch.device | None = None) -> models.Params:
+    return {k: torch.from_numpy(np.array(v)).to(device) for k, v in arrays.items()}
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """``cpu``, ``cuda[:k]``, ``mps``, or ``auto`` (the first of cuda, mps, cpu available)."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"unknown device {device!r} (cpu, cuda, mps or auto)") from error
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }
+    if not available.get(resolved.type, False):
+        raise ConfigError(f"device {resolved} is not available here (cpu, cuda, mps or auto)")
+    return resolved
 
 
 def template(config: RunConfig) -> xr.Dataset:
@@ -165,6 +195,7 @@ def train(
     flush_seconds: float = FLUSH_SECONDS,
     progress: Callable[[int, int], None] | None = None,
     break_lock: bool = False,
+    device: str | torch.device = "cpu",
 ) -> xr.Dataset:
     """Train the run described by ``config`` into the store at ``path``; return it opened.
 
@@ -174,18 +205,22 @@ def train(
     small models on a busy 2-core machine). ``progress(done, total)`` is
     called about every second. What was recorded is written (committed) at
     least every ``flush_seconds`` of training. The store's writer lock is held
-    throughout; ``break_lock`` removes a stale lock file first.
+    throughout; ``break_lock`` removes a stale lock file first. ``device``:
+    ``cpu`` (default), ``cuda``, ``mps`` or ``auto``; off the CPU the data are
+    drawn on the device by torch (another stream than the CPU's: see
+    docs/guide.md), and ``resume`` must run on the same kind of device.
     """
     path = Path(path)
     check_resources(config, path, disk=not resume)
     if resume and _finished(path, config):
         return store.open_store(path)
     steps = config.record_steps()
-    params = models.init_params(config)
+    on = resolve_device(device)
+    params = {k: v.to(on) for k, v in models.init_params(config).items()}
     opt = _Adam(params, config.train.optimizer == "adamw", config.train.weight_decay)
-    sampler = Sampler(config)
+    sampler = Sampler(config, device=on)
     layout = template(config)
-    run_id = str(layout.attrs[store.RUN_ID])
+    run_id: str | None = str(layout.attrs[store.RUN_ID])
     with store.StoreLock(path, "train", run_id=run_id, break_lock=break_lock):
         start = committed = 0
         fresh = not resume
@@ -193,7 +228,7 @@ def train(
             state = _resume(path, config, params, opt, sampler)
             if state is None:  # no store yet: its creation was cut short
                 fresh = True
-            elif state == "complete":
+            elif isinstance(state, str):  # "complete"
                 return store.open_store(path)
             else:
                 start, committed, run_id = state
@@ -201,7 +236,7 @@ def train(
             store.create_trajectory(path, layout, overwrite=overwrite)
         chunk = store.step_chunk(layout)
         writer = store.TrajectoryWriter(path, committed, run_id)
-        importance = torch.tensor(config.instance_importance(), dtype=torch.float32)
+        importance = torch.tensor(config.instance_importance(), dtype=torch.float32, device=on)
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(threads)
         complete = False
@@ -309,7 +344,9 @@ def _snapshot(
     arrays.update({f"adam_m.{k}": v for k, v in state["m"].items()})
     arrays.update({f"adam_v.{k}": v for k, v in state["v"].items()})
     sampler = [
-        {
+        {"bit_generator": "torch", "draws": int(s["draws"])}
+        if s["bit_generator"] == "torch"
+        else {
             "bit_generator": s["bit_generator"],
             "state": [int(x) for x in s["state"]["state"]],
             "has_uint32": int(s["has_uint32"]),
@@ -324,9 +361,12 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_sampler(path: Path, states: Any, count: int) -> list[dict[str, Any]]:
+def _check_sampler(path: Path, states: Any, count: int, stream: str) -> list[dict[str, Any]]:
     if not isinstance(states, list) or len(states) != count:
         raise store.snapshot_error(path, f"sampler holds no list of {count} generator states")
+    kinds = {s.get("bit_generator") if isinstance(s, dict) else None for s in states}
+    if stream == "torch" or kinds == {"torch"}:
+        return _check_torch_sampler(path, states, stream)
     out = []
     for s in states:
         ok = (
@@ -350,6 +390,28 @@ def _check_sampler(path: Path, states: Any, count: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _check_torch_sampler(path: Path, states: list[Any], stream: str) -> list[dict[str, Any]]:
+    """The torch (device) stream's state: the number of batches drawn, the same for all."""
+    if stream != "torch":
+        raise store.snapshot_error(
+            path, "it was made on another device (torch's generators); resume on that device"
+        )
+    ok = all(
+        isinstance(s, dict)
+        and s.get("bit_generator") == "torch"
+        and _whole(s.get("draws"))
+        and s["draws"] >= 0
+        for s in states
+    )
+    if not ok or len({s["draws"] for s in states}) != 1:
+        if any(isinstance(s, dict) and s.get("bit_generator") == "SFC64" for s in states):
+            raise store.snapshot_error(
+                path, "it was made on the CPU (NumPy's generators); resume it on the CPU"
+            )
+        raise store.snapshot_error(path, "a generator state is malformed")
+    return [{"bit_generator": "torch", "draws": int(s["draws"])} for s in states]
 
 
 def _resume(
@@ -385,7 +447,9 @@ def _resume(
         return 0, 0, run_id
     arrays, meta = loaded
     record_at = config.record_steps().tolist()
-    step, done, adam_t = meta.get("step"), meta.get("committed"), meta.get("adam_t")
+    step: Any = meta.get("step")
+    done: Any = meta.get("committed")
+    adam_t: Any = meta.get("adam_t")
     if not (_whole(step) and _whole(done) and _whole(adam_t)):
         raise store.snapshot_error(path, "step, committed or adam_t is not a whole number")
     if meta.get(store.RUN_ID) != run_id:
@@ -396,14 +460,15 @@ def _resume(
         raise store.snapshot_error(path, f"step {step} does not follow record {done}")
     if done < committed:
         raise store.snapshot_error(path, f"older ({done} records) than the store ({committed})")
-    states = _check_sampler(path, meta.get("sampler"), config.n_instances)
+    states = _check_sampler(path, meta.get("sampler"), config.n_instances, sampler.stream)
     if done > committed:  # killed after the snapshot, before the count: finish that commit
         store.set_committed(path, done, complete=False)
     if done == total:  # killed after the last commit, before marking complete
         store.remove_snapshot(path)
         store.set_committed(path, total, complete=True)
         return "complete"
-    params.update(_tensors({k: arrays[f"params.{k}"] for k in params}))
+    device = params["W"].device
+    params.update(_tensors({k: arrays[f"params.{k}"] for k in params}, device))
     opt.load(
         {
             "t": adam_t,
@@ -459,7 +524,7 @@ def _loop(
         x = sampler.sample(out=x)  # the batch and the intermediates reuse their memory
         loss, grads = models.loss_and_grads(model, params, x, importance, workspace=workspace)
         if recording:
-            buffer.append((_numpy(params), loss.numpy().copy()))
+            buffer.append((_numpy(params), _host(loss)))
             next_index += 1
             if full:
                 flush(t, generator_state)

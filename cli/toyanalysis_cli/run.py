@@ -74,6 +74,13 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, object]:
     show_default=True,
     help="torch intra-op threads.",
 )
+@click.option(
+    "--device",
+    type=click.Choice(["cpu", "cuda", "mps", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="Where to train (auto: cuda, else mps, else cpu); --resume on the same device.",
+)
 def train(
     preset_name: str | None,
     config_file: Path | None,
@@ -86,6 +93,7 @@ def train(
     overwrite: bool,
     break_lock: bool,
     threads: int,
+    device: str,
 ) -> None:
     """Train a run of toy models and record its weights into OUTPUT.
 
@@ -120,6 +128,7 @@ def train(
             threads=threads,
             progress=progress.update if progress else None,
             break_lock=break_lock,
+            device=device,
         )
     finally:
         if progress is not None:
