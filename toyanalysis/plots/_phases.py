@@ -225,8 +225,8 @@ def phase_diagram(
     ``ds`` is a store with a sweep (``attrs["sweep"]``) or a
     :func:`toyanalysis.phase_changes.phase_diagram` result. Each cell is coloured
     by its label — ``unlearned`` (grey), ``superposed`` (orange),
-    ``dedicated`` (blue) — by majority over its seeds; hover for the
-    configuration and the seeds' agreement. Positive axes are logarithmic,
+    ``dedicated`` (blue) — of its lowest-loss seed; hover for the
+    configuration and the fraction of seeds that found it. Positive axes are logarithmic,
     density on x. From a store, ``steps="all"`` (or a list) adds a step slider
     (the diagram recomputed at each step).
 
