@@ -16,9 +16,14 @@ dimensionality ``D_i`` jumps between fractions (1 → 1/2 → 2/5 …).
 **Over importance and sparsity** (section "Superposition as a phase
 change"): sweeps with several seeds per cell. :func:`phase_diagram` labels
 each cell by what happens to one *extra* feature — ``unlearned``,
-``superposed`` or ``dedicated`` — and by its configuration summary, each by
-majority over the cell's seeds, and reports where the labels change along
-each axis.
+``superposed`` or ``dedicated`` — and by its configuration summary, each the
+lowest-loss seed's (with the fraction of seeds per outcome and their loss
+gaps), and reports where the optimal labels change along each axis.
+
+Models are compared by their expected loss under the run's data
+(:func:`toyanalysis.evaluation.expected_loss`: exact over activity patterns
+for small n, importance-sampled with a standard error for large n), the
+stored training loss only where a store has no config.
 
 Both take their parameters whole (:class:`~toyanalysis.params.PhaseParams`,
 :class:`~toyanalysis.params.DiagramParams`, or keyword changes by leaf name)
@@ -29,7 +34,8 @@ the instance and the steps as coordinates; :func:`phase_records` /
 :func:`diagram_cells` the tidy frames, :func:`phase_text` /
 :func:`diagram_text` the readable text, :func:`for_instance` one instance and
 :func:`diagram_grid` the diagram on the sweep grid. Definitions and schemas
-are in ``docs/phases.md``; the loss of saved checkpoints on a fixed batch is
+are in ``docs/phases.md``; the expected loss of saved checkpoints is
+:func:`toyanalysis.evaluation.expected_loss`, their loss on a fixed batch
 :func:`toyanalysis.evaluation.evaluation_loss`.
 
 >>> import numpy as np
@@ -64,7 +70,7 @@ from toyanalysis._phases._events import (
 )
 from toyanalysis._phases._timeline import collapse, fraction_text, loss_changes
 from toyanalysis._phases._training import phases
-from toyanalysis.evaluation import evaluation_loss
+from toyanalysis.evaluation import evaluation_loss, expected_loss
 from toyanalysis.params import DiagramParams, PhaseParams
 
 __all__ = [
@@ -79,6 +85,7 @@ __all__ = [
     "diagram_text",
     "evaluation_loss",
     "event_counts",
+    "expected_loss",
     "for_instance",
     "fraction_text",
     "loss_changes",
