@@ -88,7 +88,7 @@ def ingest(
         layout=layout,
         model=model,
         rename=rename or {},
-        steps=steps,
+        steps=steps if steps is None or isinstance(steps, str) else tuple(steps),
         step=step,
         as_instances=as_instances,
         importance=importance,

@@ -464,27 +464,27 @@ def find_damage(path: str | os.PathLike[str], *, limit_bytes: int | None = None)
         try:
             json.loads(meta.read_text())
         except (OSError, ValueError) as err:
-            node = meta.parent.relative_to(path).as_posix()
-            node = f"variable {node}" if node else "the root group"
-            return f"{path}: cannot open the metadata of {node} ({meta}): {_one_line(err)}"
+            where = meta.parent.relative_to(path).as_posix()
+            where = f"variable {where}" if where else "the root group"
+            return f"{path}: cannot open the metadata of {where} ({meta}): {_one_line(err)}"
     try:
         group = zarr.open_group(path, mode="r")
         members = group.members(max_depth=None)
     except Exception as err:
         return f"{path}: cannot open as a Zarr group: {_one_line(err)}"
     read = 0
-    for name, node in members:
+    for member, node in members:
         if not isinstance(node, zarr.Array):
             continue
         try:
             grid = node.cdata_shape
         except Exception as err:
-            return f"{path}: variable {name} has unusable metadata: {_one_line(err)}"
+            return f"{path}: variable {member} has unusable metadata: {_one_line(err)}"
         for index in itertools.product(*(range(n) for n in grid)):
             try:
                 block = node.get_block_selection(index)
             except Exception as err:
-                return f"{path}: variable {name}: {_chunk_text(node, index)} is corrupt or truncated ({_one_line(err)})"
+                return f"{path}: variable {member}: {_chunk_text(node, index)} is corrupt or truncated ({_one_line(err)})"
             read += getattr(block, "nbytes", 0)
             if limit_bytes is not None and read > limit_bytes:
                 return None
@@ -652,11 +652,12 @@ def new_run_id() -> str:
 
 # --- writing whole datasets -----------------------------------------------------------------
 def _encoding(ds: xr.Dataset, step_chunk: int) -> dict[str, dict[str, Any]]:
-    import zarr
 
-    compressor = zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
-    encoding = {}
-    for var in ds.data_vars:
+    from zarr.codecs import BloscCodec
+
+    compressor = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+    encoding: dict[str, dict[str, Any]] = {}
+    for var in map(str, ds.data_vars):
         shape = ds[var].shape
         chunks = tuple(step_chunk if d == "step" else s for d, s in zip(ds[var].dims, shape))
         encoding[var] = {"chunks": tuple(max(1, c) for c in chunks), "compressors": (compressor,)}
@@ -833,8 +834,9 @@ def write_snapshot(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[s
     )
     fd, tmp = tempfile.mkstemp(prefix=".resume-", suffix=".tmp", dir=folder)
     try:
+        savez: Any = np.savez  # numpy's stubs read ** entries as its allow_pickle flag
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
+            savez(fh, **payload)
         _fault("commit:snapshot-temp")
         os.replace(tmp, folder / SNAPSHOT)
     except BaseException:
@@ -973,7 +975,11 @@ class TrajectoryWriter:
         self.path = path
         self.run_id = run_id
         self._group = zarr.open_group(path, mode="r+")
-        self._arrays = {name: self._group[name] for name in DIMS if name in self._group}
+        self._arrays = {
+            name: node
+            for name in DIMS
+            if name in self._group and isinstance(node := self._group[name], zarr.Array)
+        }
         self.committed = committed
         self._queue: queue.Queue[
             tuple[int, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]] | None

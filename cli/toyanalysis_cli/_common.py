@@ -10,6 +10,7 @@ import errno
 import io
 import json
 import os
+import re
 import signal
 import stat
 import sys
@@ -32,7 +33,7 @@ class UserError(click.ClickException):
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
         if exit_code is not None:
-            self.exit_code = exit_code
+            setattr(self, "exit_code", exit_code)  # noqa: B010 (click declares it a ClassVar)
 
 
 def fail(message: str, exit_code: int | None = None) -> UserError:
@@ -125,6 +126,9 @@ def translate(err: Exception, meta: dict[str, Any]) -> BaseException:
     if isinstance(err, MemoryError):
         text = str(err).strip().splitlines()
         return UserError(f"not enough memory: {text[0] if text else 'an allocation failed'}")
+    allocation = _failed_allocation(err)
+    if allocation is not None:
+        return UserError(f"not enough memory: {allocation}")
     if isinstance(err, OSError):
         if err.errno == errno.EPIPE:  # the reader went away (``| head``): stop quietly
             _silence_stdout()
@@ -145,6 +149,25 @@ def translate(err: Exception, meta: dict[str, Any]) -> BaseException:
     if damage is not None:
         return UserError(damage)
     return err
+
+
+def _failed_allocation(err: Exception) -> str | None:
+    """What torch failed to allocate, when ``err`` is its out-of-memory error (else None).
+
+    torch raises a plain RuntimeError (``DefaultCPUAllocator: can't allocate
+    memory: you tried to allocate N bytes``) or ``torch.OutOfMemoryError``
+    (a RuntimeError too) for CUDA, not a MemoryError.
+    """
+    if not isinstance(err, RuntimeError):
+        return None
+    text = str(err).strip()
+    cpu = re.search(r"can't allocate memory: (you tried to allocate \d+ bytes)", text)
+    if cpu:
+        return f"{cpu.group(1)} (torch, CPU)"
+    if type(err).__name__ == "OutOfMemoryError" or "CUDA out of memory" in text:
+        first = text.splitlines()[0] if text else "an allocation failed"
+        return f"{first.split('. ')[0]} (torch, GPU)"
+    return None
 
 
 def _silence_stdout() -> None:
@@ -231,6 +254,7 @@ def check_output(output: Path, overwrite: bool | None = None) -> None:
         ctx = click.get_current_context(silent=True)
         overwrite = bool(ctx is not None and ctx.meta.get(_OVERWRITE))
     absolute = Path(os.path.abspath(output))
+    _check_folder(output, absolute.parent)
     for parent in absolute.parents:
         if (parent / "zarr.json").is_file() or (parent / ".zgroup").is_file():
             raise fail(
@@ -242,6 +266,20 @@ def check_output(output: Path, overwrite: bool | None = None) -> None:
             raise fail(f"{output}: is a folder; give a file name")
         if _is_regular(output) and not overwrite:
             raise fail(f"{output}: already exists (pass --overwrite to replace it)")
+
+
+def _check_folder(output: Path, folder: Path) -> None:
+    """Refuse, before any work, a result file whose folder is missing or is not a folder.
+
+    Exit status 3, as for the operating system refusing the write (a result is
+    never written after a long computation only to fail there, and no folder
+    is created for it).
+    """
+    if folder.is_dir():
+        return
+    blocked = any(os.path.lexists(p) and not p.is_dir() for p in [folder, *folder.parents])
+    reason = "is not a folder" if blocked else "no such folder"
+    raise fail(f"cannot write {output}: {output.parent}: {reason}", EXIT_IO)
 
 
 def _is_regular(path: Path) -> bool:
@@ -344,6 +382,36 @@ def write_file(output: Path, data: bytes, overwrite: bool | None = None) -> None
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
+
+
+@contextlib.contextmanager
+def replacing(output: Path) -> Iterator[Path]:
+    """A fresh temporary path beside ``output`` for a library to write; renamed into place.
+
+    For writers that take a path (``write_report``): as :func:`write_file`, a
+    reader never sees half a file and a failure leaves an old file as it was.
+    A device or pipe (``/dev/null``) is written through.
+    """
+    check_output(output)
+    if os.path.exists(output) and not _is_regular(output):
+        yield output
+        return
+    folder = output.parent if str(output.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would, not mkstemp's 0600
+        os.replace(tmp, output)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def write_json(obj: Any, output: Path | None) -> None:

@@ -161,7 +161,7 @@ def _join(name: str, blocks: list[Block]) -> Run:
     for block in blocks[1:]:
         _same(block.where, first, block, first.where, block.where)
     steps = np.concatenate([b.steps for b in blocks])
-    owners = [b.where for b in blocks for _ in b.steps]
+    owners = [b.where for b in blocks for _ in (b.steps if b.steps is not None else ())]
     values, counts = np.unique(steps, return_counts=True)
     if np.any(counts > 1):
         step = int(values[counts > 1][0])

@@ -184,7 +184,7 @@ def _block_steps(
             )
     if opts.steps is not None:
         given = expand_spec(opts.steps, S, where)
-        if steps is not None and not np.array_equal(given, steps):
+        if steps is not None and name is not None and not np.array_equal(given, steps):
             notes.add(f"--steps replaces the steps of entry {found[name].key}", where)
         steps = given
     if trajectory and steps is None:

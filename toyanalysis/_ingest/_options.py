@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toyanalysis._ingest._names import check_rename_targets
-from toyanalysis._ingest._steps import check_spec
+from toyanalysis._ingest._steps import check_spec, check_step
 from toyanalysis._ingest._values import ALONG
 from toyanalysis.config import MODELS, RunConfig
 from toyanalysis.errors import IngestError
@@ -64,8 +64,8 @@ class Options:
         check_rename_targets(self.rename)
         object.__setattr__(self, "rename", dict(self.rename))
         object.__setattr__(self, "steps", check_spec(self.steps))
-        if self.step is not None and (isinstance(self.step, bool) or int(self.step) < 0):
-            raise IngestError(f"--step must be a step number >= 0, got {self.step!r}")
+        if self.step is not None:
+            object.__setattr__(self, "step", check_step(self.step, "--step"))
         if self.step is not None and self.steps is not None:
             raise IngestError(
                 "--step (one checkpoint) and --steps (a trajectory) exclude each other"

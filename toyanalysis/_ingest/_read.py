@@ -175,9 +175,10 @@ def as_array(value: Any) -> np.ndarray | None:
         if not value:
             return None
         items = [as_array(v) for v in value]
-        if any(i is None for i in items) or len({i.shape for i in items}) != 1:
+        arrays = [i for i in items if i is not None]
+        if len(arrays) != len(items) or len({a.shape for a in arrays}) != 1:
             return None
-        return np.stack(items)
+        return np.stack(arrays)
     try:
         array = np.asarray(value)
     except Exception:

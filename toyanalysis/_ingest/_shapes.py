@@ -99,13 +99,12 @@ def _matrix_axes(where: str, W: Found, b: Found | None) -> str:
     n = None if b is None or b.value.ndim == 0 else int(b.value.shape[-1])
     if n is not None and a != c and n in (a, c):
         return "fh" if n == a else "hf"
-    hint = (
-        "no bias to tell features from hidden"
-        if n is None
-        else f"the bias {b.key} has length {n}"
-        if a != c
-        else f"both axes have length {a}"
-    )
+    if b is None or n is None:
+        hint = "no bias to tell features from hidden"
+    elif a != c:
+        hint = f"the bias {b.key} has length {n}"
+    else:
+        hint = f"both axes have length {a}"
     choices = "ifh/ihf" if W.value.ndim == 3 else "fh/hf" if W.value.ndim == 2 else "sifh/sihf"
     raise IngestError(
         f"{where}: cannot tell the axes of {W.key} {W.value.shape} ({hint}); pass --layout {choices}"

@@ -45,6 +45,17 @@ def from_name(path: Path) -> int | None:
     return None
 
 
+# A step is stored as int64.
+MAX_STEP = 2**63 - 1
+
+
+def check_step(step: int, what: str) -> int:
+    """A step number in 0..MAX_STEP, or one IngestError naming ``what`` (the option)."""
+    if isinstance(step, bool) or not 0 <= int(step) <= MAX_STEP:
+        raise IngestError(f"{what} must be a step number in 0..2**63 - 1, got {step!r}")
+    return int(step)
+
+
 def check_spec(spec: str | Sequence[int] | None) -> str | tuple[int, ...] | None:
     """Validate a ``--steps`` value: ``S1,S2,...``, ``every:K`` or a sequence of integers."""
     if spec is None:
@@ -55,18 +66,25 @@ def check_spec(spec: str | Sequence[int] | None) -> str | tuple[int, ...] | None
             if text.startswith("every:"):
                 if int(text[6:]) < 1:
                     raise ValueError
+                check_step(int(text[6:]), f"--steps {spec}: K")
             else:
-                [int(s) for s in text.split(",")]
+                for s in text.split(","):
+                    check_step(int(s), f"--steps {spec}: each step")
         except ValueError:
             raise IngestError(f"--steps {spec}: use a list S1,S2,... or every:K (K >= 1)") from None
         return text
-    return tuple(int(s) for s in spec)
+    return tuple(check_step(int(s), "--steps: each step") for s in spec)
 
 
 def expand_spec(spec: str | tuple[int, ...], count: int, where: str) -> np.ndarray:
     """The ``count`` steps a ``--steps`` value names."""
     if isinstance(spec, str) and spec.startswith("every:"):
-        return int(spec[6:]) * np.arange(count, dtype=np.int64)
+        every = int(spec[6:])
+        if every * (count - 1) > MAX_STEP:
+            raise IngestError(
+                f"{where}: --steps {spec} for {count} checkpoints goes past 2**63 - 1"
+            )
+        return every * np.arange(count, dtype=np.int64)
     values = [int(s) for s in spec.split(",")] if isinstance(spec, str) else list(spec)
     if len(values) != count:
         raise IngestError(f"{where}: --steps gives {len(values)} steps, the weights have {count}")
