@@ -4,8 +4,10 @@ For the intro (n=5, m=2), basic (n=20, m=5) and uniform (n=400, m=30)
 presets, time: the plain loop (einsum + autograd + torch AdamW, two ``rand``
 calls per element, as in the public notebook); our trainer recording every
 10 steps into a store; and our trainer recording only the first and last step
-(to isolate the cost of recording). One torch thread everywhere; each figure
-is the best of three runs, so a busy moment on the machine does not count.
+(to isolate the cost of recording). One torch thread everywhere; the three
+are run in turn, three rounds, and each figure is the best of its three runs,
+so a busy moment on the machine does not count against one of them alone.
+The load average is printed with the figures.
 
     python benchmarks/train_speed.py [--quick]
 """
@@ -13,6 +15,7 @@ is the best of three runs, so a busy moment on the machine does not count.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -66,19 +69,23 @@ def main() -> None:
     print(
         f"{'preset':<9} {'steps':>6} {'plain/s':>9} {'ours/s':>9} {'ratio':>6} {'no-rec/s':>9} {'rec cost':>8}"
     )
+    print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory() as tmp:
         for name, steps in CASES.items():
             steps = max(steps // 10, 20) if args.quick else steps
             config = preset(name)
             ours(config, min(steps, 50), "every:10", Path(tmp))  # warm up imports and caches
-            plain = max(plain_loop(config, steps) for _ in range(REPEATS))
-            recorded = max(ours(config, steps, "every:10", Path(tmp)) for _ in range(REPEATS))
-            bare = max(ours(config, steps, str(steps), Path(tmp)) for _ in range(REPEATS))
+            plain = recorded = bare = 0.0
+            for _ in range(REPEATS):  # in turn, so that the load weighs on all three alike
+                plain = max(plain, plain_loop(config, steps))
+                recorded = max(recorded, ours(config, steps, "every:10", Path(tmp)))
+                bare = max(bare, ours(config, steps, str(steps), Path(tmp)))
             cost = bare / recorded - 1
             print(
                 f"{name:<9} {steps:>6} {plain:>9.1f} {recorded:>9.1f} {recorded / plain:>5.2f}x "
                 f"{bare:>9.1f} {cost:>7.1%}"
             )
+    print("load average (1, 5, 15 min): {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

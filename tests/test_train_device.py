@@ -99,6 +99,20 @@ def test_loss_and_grads_with_a_workspace_equals_without():
         torch.testing.assert_close(grad, ref_grads[name])
 
 
+@pytest.mark.parametrize("model", ["relu_output", "linear", "hidden_relu", "abs"])
+def test_gradients_are_the_same_bits_whether_or_not_the_loss_is_asked_for(model):
+    config = _small(seeds=2, model=model)
+    params = models.init_params(config)
+    params["b"] = torch.randn_like(params["b"]) * 0.1
+    importance = torch.tensor(config.instance_importance(), dtype=torch.float32)
+    x = Sampler(config).sample()
+    loss, with_loss = models.loss_and_grads(model, params, x, importance)
+    none, without = models.loss_and_grads(model, params, x, importance, need_loss=False)
+    assert none is None and loss.shape == (2,)
+    for name, grad in with_loss.items():
+        assert torch.equal(grad, without[name]), name
+
+
 def test_device_cpu_is_the_default_and_unknown_devices_are_refused(tmp_path):
     config = _small()
     a = train(config, tmp_path / "a.zarr")

@@ -39,7 +39,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 
@@ -182,6 +182,7 @@ def _buffer(
     return buf
 
 
+@overload
 def loss_and_grads(
     model: str | ModelFamily,
     params: Params,
@@ -189,7 +190,43 @@ def loss_and_grads(
     importance: torch.Tensor,
     *,
     workspace: dict[str, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, Params]:
+    need_loss: Literal[True] = True,
+) -> tuple[torch.Tensor, Params]: ...
+
+
+@overload
+def loss_and_grads(
+    model: str | ModelFamily,
+    params: Params,
+    x: torch.Tensor,
+    importance: torch.Tensor,
+    *,
+    workspace: dict[str, torch.Tensor] | None = None,
+    need_loss: Literal[False],
+) -> tuple[None, Params]: ...
+
+
+@overload
+def loss_and_grads(
+    model: str | ModelFamily,
+    params: Params,
+    x: torch.Tensor,
+    importance: torch.Tensor,
+    *,
+    workspace: dict[str, torch.Tensor] | None = None,
+    need_loss: bool,
+) -> tuple[torch.Tensor | None, Params]: ...
+
+
+def loss_and_grads(
+    model: str | ModelFamily,
+    params: Params,
+    x: torch.Tensor,
+    importance: torch.Tensor,
+    *,
+    workspace: dict[str, torch.Tensor] | None = None,
+    need_loss: bool = True,
+) -> tuple[torch.Tensor | None, Params]:
     """Loss per instance and the gradients of the summed loss, written out by hand.
 
     ``x`` is ``(instance, feature, batch)``: with the batch last, every product
@@ -200,7 +237,9 @@ def loss_and_grads(
     and the ``2 / (batch · features)`` factor are applied to the small weight
     matrices instead. ``workspace`` (a dict kept by the caller between calls)
     holds the big intermediates, so that a training loop does not allocate
-    (and page-fault) them afresh every step.
+    (and page-fault) them afresh every step. ``need_loss=False`` returns no
+    loss (None) and skips two of those passes: the trainer needs the loss only
+    on the steps it records.
     """
     import torch
 
@@ -213,12 +252,15 @@ def loss_and_grads(
     W_read = W.transpose(1, 2) if f.tied else params["W_out"]
     out = _buffer(workspace, "out", (count, n, batch), x)
     z = torch.baddbmm(b[:, :, None], W_read, h, out=out)
-    if f.output_relu:
+    if f.output_relu and need_loss:
         z.relu_()  # z now holds the output, positive exactly where the pre-activation is
     err = torch.sub(z, x.abs() if f.signed_inputs else x, out=_buffer(workspace, "err", z.shape, x))
     scale = importance * (2.0 / (batch * n))  # d loss / d output = scale * err
-    loss_value = (torch.linalg.vector_norm(err, dim=2).square() * importance).mean(dim=1) / batch
-    if f.output_relu:
+    loss_value = None
+    if need_loss:
+        norms = torch.linalg.vector_norm(err, dim=2)
+        loss_value = (norms.square_() * importance).mean(dim=1) / batch
+    if f.output_relu:  # zero where the output's pre-activation is not positive
         err = torch.ops.aten.threshold_backward.grad_input(err, z, 0.0, grad_input=err)
     grads = {"b": err.sum(dim=2).mul_(scale)}
     W_back = W_read.transpose(1, 2) * scale[:, None, :]  # (instance, hidden, feature)

@@ -522,8 +522,10 @@ def _loop(
         if full:
             generator_state = sampler.state()
         x = sampler.sample(out=x)  # the batch and the intermediates reuse their memory
-        loss, grads = models.loss_and_grads(model, params, x, importance, workspace=workspace)
-        if recording:
+        loss, grads = models.loss_and_grads(
+            model, params, x, importance, workspace=workspace, need_loss=recording
+        )
+        if loss is not None:  # a recorded step
             buffer.append((_numpy(params), _host(loss)))
             next_index += 1
             if full:
