@@ -430,7 +430,7 @@ def expected_loss(
     *,
     method: str = "auto",
     points: int = 2048,
-    samples: int = 65536,
+    samples: int | None = None,
     target_active: float = 2.0,
     max_nodes: int = 1 << 18,
     seed: int = 1_000_003,
@@ -440,7 +440,8 @@ def expected_loss(
 
     ``method``: ``exact`` (patterns × quadrature; ``error`` is the quadrature error
     estimate, about ``points`` nodes per pattern), ``sampled`` (importance sampling with
-    ``samples`` samples per instance and about ``target_active`` active features per
+    ``samples`` samples per instance (default 65,536, fewer for large models: at least
+    4,096 and about 2²⁶ / (n·m)) and about ``target_active`` active features per
     sample; ``error`` is the standard error) or ``auto`` (exact when it needs at most
     ``max_nodes`` nodes per checkpoint, else sampled). ``attrs["method"]`` says which ran.
     Needs the store's config (``ds.attrs["config"]``) and its weights.
@@ -453,6 +454,9 @@ def expected_loss(
     names = [name for name in ("W", "b", "W_out") if name in ds.data_vars]
     if method == "auto":
         method = "exact" if exact_size(config, points) <= max_nodes else "sampled"
+    if samples is None:
+        size = config.n_features * config.n_hidden
+        samples = int(min(65536, max(4096, 2**26 // size)))
     previous_threads = _threads(1)
     try:
         if method == "exact":
