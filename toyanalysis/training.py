@@ -46,8 +46,11 @@ COMPRESSION = 1.25
 class _Adam:
     """Adam/AdamW over dicts of batched tensors, matching ``torch.optim.AdamW``.
 
-    Where torch has its fused CPU/GPU kernels (``_fused_adamw_``), one call
-    updates every parameter; otherwise five element-wise passes per parameter.
+    On a GPU, torch's fused kernel (``_fused_adamw_``) updates every parameter
+    in one launch. On the CPU the update is torch's ``_foreach`` passes, one
+    call per pass for all parameters: the fused CPU kernel rounds an element
+    differently depending on where it falls in the vectorised loop, so an
+    instance's weights would depend on how many instances share the run.
     """
 
     def __init__(self, params: models.Params, decoupled: bool, weight_decay: float) -> None:
@@ -55,8 +58,9 @@ class _Adam:
         self.m = {k: torch.zeros_like(v) for k, v in params.items()}
         self.v = {k: torch.zeros_like(v) for k, v in params.items()}
         self.t = 0
-        self.fused = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_", None)
         first = next(iter(params.values()))
+        fused = getattr(torch, "_fused_adamw_" if decoupled else "_fused_adam_", None)
+        self.fused = fused if first.device.type != "cpu" else None
         self._steps = [torch.zeros((), device=first.device) for _ in params]
 
     def step(self, params: models.Params, grads: models.Params, lr: float) -> None:
@@ -86,18 +90,23 @@ class _Adam:
     def _step_by_passes(self, params: models.Params, grads: models.Params, lr: float) -> None:
         b1, b2 = BETAS
         bias1, bias2 = 1 - b1**self.t, 1 - b2**self.t
-        for name, p in params.items():
-            g = grads[name]
-            if self.weight_decay:
-                if self.decoupled:
-                    p.mul_(1 - lr * self.weight_decay)
-                else:
-                    g = g.add(p, alpha=self.weight_decay)
-            m, v = self.m[name], self.v[name]
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = (v.sqrt() / math.sqrt(bias2)).add_(EPS)
-            p.addcdiv_(m, denom, value=-lr / bias1)
+        names = list(params)
+        p = [params[k] for k in names]
+        g = [grads[k] for k in names]
+        m = [self.m[k] for k in names]
+        v = [self.v[k] for k in names]
+        if self.weight_decay:
+            if self.decoupled:
+                torch._foreach_mul_(p, 1 - lr * self.weight_decay)
+            else:
+                g = torch._foreach_add(g, p, alpha=self.weight_decay)
+        torch._foreach_lerp_(m, g, 1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, g, g, value=1 - b2)
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, math.sqrt(bias2))
+        torch._foreach_add_(denom, EPS)
+        torch._foreach_addcdiv_(p, m, denom, value=-lr / bias1)
 
     def state(self) -> dict[str, Any]:
         return {"t": self.t, "m": _numpy(self.m), "v": _numpy(self.v)}
