@@ -640,3 +640,13 @@ def test_a_slow_small_fall_after_a_long_plateau_is_found_at_its_scale():
     assert int(result["drop_window"][0]) > int(
         phases(testing.as_dataset(digons, loss=loss[:, None])).attrs["loss_window"]
     )
+
+
+def test_an_exact_loss_needs_a_config_and_the_default_falls_back():
+    ds, *_ = forced_run(0)
+    assert phases(ds, loss_window=4).attrs["loss_source"] == "store (no config)"
+    assert phases(ds, loss="stored", loss_window=4).attrs["loss_source"] == "store"
+    with pytest.raises(StoreError, match="config"):
+        phases(ds, loss="exact")
+    with pytest.raises(ConfigError, match="loss must be one of"):
+        phases(ds, loss="batch")
