@@ -90,8 +90,15 @@ class Option:
         if isinstance(value, bool) or not _is_number(value):
             raise ConfigError(f"{name} must be {self._range_text()}, got {value!r}")
         if self.kind is int:
-            if float(value) != int(value):
+            if not isinstance(value, int) and not math.isfinite(float(value)):
+                raise ConfigError(f"{name} must be {self._range_text()}, got {value!r}")
+            exact = isinstance(value, int) or float(value) == int(value)
+            if not exact:
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
+            if abs(int(value)) > _INT_LIMIT:  # beyond what NumPy, torch and zarr hold
+                raise ConfigError(
+                    f"{name} must be {self._range_text()}, at most 2**63 - 1, got {value!r}"
+                )
             return int(value)
         return float(value)
 
@@ -109,9 +116,10 @@ class Option:
         if self.low is not None and self.high is not None and math.isfinite(self.high):
             left = "(" if self.low_open else "["
             right = ")" if self.high_open else "]"
-            return f"{noun} in {left}{_short(self.low)}, {_short(self.high)}{right}"
+            low, high = _short(self.low, self.kind), _short(self.high, self.kind)
+            return f"{noun} in {left}{low}, {high}{right}"
         if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {_short(self.low)}"
+            return f"{noun} {'>' if self.low_open else '>='} {_short(self.low, self.kind)}"
         return noun
 
 
@@ -123,7 +131,13 @@ def _is_number(value: Any) -> bool:
     return not isinstance(value, str)
 
 
-def _short(value: float) -> str:
+_INT_LIMIT = 2**63 - 1
+
+
+def _short(value: float, kind: type = float) -> str:
+    """A bound as the field's kind writes it: ``1`` for an integer, ``1.0`` for a number."""
+    if kind is int and float(value).is_integer():
+        return str(int(value))
     return str(float(value))
 
 

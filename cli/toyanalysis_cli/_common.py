@@ -225,10 +225,35 @@ def _guard(cmd: click.Command) -> None:
         ]
         if file_output and ctx.params.get("output") is not None:
             check_output(Path(ctx.params["output"]))
+        elif file_output or not ("output" in names or _store_outputs(cmd)):
+            _check_stdout(file_output)  # the result goes to stdout (info, presets, no -o)
         return original(ctx)
 
     cmd.invoke = invoke  # type: ignore[method-assign]
     cmd._toyanalysis_guarded = True  # type: ignore[attr-defined]
+
+
+def _check_stdout(has_output: bool) -> None:
+    """Refuse to run a command whose result goes to stdout when stdout is closed (``>&-``).
+
+    Python then has no ``sys.stdout`` and every write is silently dropped: the
+    command would exit 0 having printed nothing. Status 3, as for a write to
+    stdout that the operating system refuses.
+    """
+    message = "cannot write the output: stdout is closed" + (
+        " (give -o FILE, or redirect it)" if has_output else ""
+    )
+    stream = sys.stdout
+    if stream is None:
+        raise fail(message, EXIT_IO)
+    try:
+        fileno = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a test runner's stream, not a file
+        return
+    try:
+        os.fstat(fileno)
+    except OSError:
+        raise fail(message, EXIT_IO) from None
 
 
 def overwrite_output_option() -> click.Option:
@@ -361,38 +386,39 @@ def write_file(output: Path, data: bytes, overwrite: bool | None = None) -> None
     leaves the old file as it was, and a planted link at a temporary name is
     never followed (``tempfile.mkstemp`` creates it exclusively).
     """
-    check_output(output, overwrite)
-    if os.path.exists(output) and not _is_regular(output):  # /dev/null, a pipe: write through
-        try:
-            with open(output, "wb") as fh:
-                fh.write(data)
-        except OSError as err:
-            raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
-        return
-    folder = output.parent if str(output.parent) else Path(".")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=folder)
+        with replacing(output, overwrite) as target:
+            if target == output:  # a device or pipe, written through
+                with open(target, "wb") as fh:
+                    fh.write(data)
+            else:  # the temporary file mkstemp made: never through a link planted since
+                fd = os.open(target, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
     except OSError as err:
         raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, output)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise fail(f"cannot write {output}: {err.strerror}", EXIT_IO) from None
+
+
+def _umask() -> int:
+    """The process's umask (read once, at import, before any thread could create a file)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
 
 
 @contextlib.contextmanager
-def replacing(output: Path) -> Iterator[Path]:
-    """A fresh temporary path beside ``output`` for a library to write; renamed into place.
+def replacing(output: Path, overwrite: bool | None = None) -> Iterator[Path]:
+    """A fresh temporary path beside ``output`` to write; renamed into place once written.
 
-    For writers that take a path (``write_report``): as :func:`write_file`, a
-    reader never sees half a file and a failure leaves an old file as it was.
-    A device or pipe (``/dev/null``) is written through.
+    For :func:`write_file` and for writers that take a path (``write_report``):
+    a reader never sees half a file and a failure leaves an old file as it
+    was. A device or pipe (``/dev/null``) is written through. Refused as by
+    :func:`check_output`.
     """
-    check_output(output)
+    check_output(output, overwrite)
     if os.path.exists(output) and not _is_regular(output):
         yield output
         return
@@ -404,9 +430,7 @@ def replacing(output: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would, not mkstemp's 0600
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as a plain open() would, not mkstemp's 0600
         os.replace(tmp, output)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from toyanalysis.params import ReportParams
-from toyanalysis_cli._common import open_checked
+from toyanalysis_cli._common import open_checked, replacing
 from toyanalysis_cli._params import params_from, params_options
 
 # The report's defaults, read from ReportParams (importing it does not import HoloViews).
@@ -47,8 +47,9 @@ def report(store: Path, output: Path, title: str | None, **options: Any) -> None
     def progress(name: str) -> None:
         click.echo(f"rendering {name}", err=True)
 
-    path = write_report(store, output, params, title=title, progress=progress)
-    click.echo(f"wrote {path}", err=True)
+    with replacing(output) as target:  # atomic, as every result file (docs/commands.md)
+        write_report(store, target, params, title=title, progress=progress)
+    click.echo(f"wrote {output}", err=True)
 
 
 COMMANDS = [report]
