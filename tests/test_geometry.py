@@ -426,7 +426,7 @@ def test_result_dataset_layout():
     ds = store_like()
     result = classify(ds)
     # one configuration slot per feature (at most that many components), padded
-    assert dict(result.sizes) == {"step": 3, "instance": 2, "feature": 6, "config": 6}
+    assert dict(result.sizes) == {"step": 3, "instance": 2, "feature": 6, "config": 6, "pair": 2}
     sif = ("step", "instance", "feature")
     for name in ("kind", "component", "norm", "dimensionality", "interference"):
         assert result[name].dims == sif, name
@@ -520,7 +520,15 @@ def test_to_records_follow_the_schema_and_serialise():
     assert record["coords"] == {"base_density": 0.3, "seed": 4}
     assert [c["kind"] for c in record["configurations"]] == ["digon", "digon"]
     config = record["configurations"][0]
-    assert set(config) == {"kind", "features", "n_features", "n_dims", "fit"}
+    assert set(config) == {
+        "kind",
+        "features",
+        "n_features",
+        "n_dims",
+        "fit",
+        "angle_error",
+        "worst_pair",
+    }
     assert config["n_features"] == len(config["features"]) == 2
     feature = record["features"][5]
     assert feature["kind"] == "unlearned" and feature["configuration"] is None

@@ -307,6 +307,22 @@ class ClassifyParams(Params):
         high=1.0,
         high_open=False,
     )
+    max_angle_error: float = option(
+        32.0,
+        float,
+        "... and every pairwise angle is within this many degrees of the template's.",
+        low=0.0,
+        high=180.0,
+        high_open=False,
+    )
+    parallel_cos: float = option(
+        0.95,
+        float,
+        "Two features with cos above this point the same way: no template is named for them.",
+        low=0.0,
+        high=1.0,
+        high_open=False,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

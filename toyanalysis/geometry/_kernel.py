@@ -74,6 +74,27 @@ class Vocabulary:
 
 
 @dataclass
+class _Match:
+    """The best template of ``N`` components: code, fit, worst angle error (°) and its pair."""
+
+    kind: np.ndarray
+    fit: np.ndarray
+    error: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+
+    @classmethod
+    def empty(cls, N: int, other: int) -> _Match:
+        return cls(
+            kind=np.full(N, other, dtype=np.int64),
+            fit=np.full(N, np.nan),
+            error=np.full(N, np.nan),
+            pair_a=np.full(N, -1, dtype=np.int64),
+            pair_b=np.full(N, -1, dtype=np.int64),
+        )
+
+
+@dataclass
 class _Block:
     """Integer codes of a block of ``B`` checkpoints (``C`` = the most components)."""
 
@@ -83,6 +104,8 @@ class _Block:
     config_n_features: np.ndarray  # (B, C)
     config_n_dims: np.ndarray  # (B, C)
     config_fit: np.ndarray  # (B, C)
+    config_angle_error: np.ndarray  # (B, C) degrees
+    config_worst_pair: np.ndarray  # (B, C, 2) feature indices, -1 none
     summary: np.ndarray  # (B,) object (str)
 
 
@@ -134,7 +157,7 @@ class _Classifier:
         adjacency[:, diag, diag] = False
         labels = self._labels(adjacency, represented)
         del adjacency
-        sizes, config_kind, config_dims, config_fit = self._configurations(G, units, labels)
+        sizes, config_kind, config_dims, matches = self._configurations(G, units, labels)
         C = sizes.shape[1]
         feature_kind = np.where(
             labels >= 0,
@@ -144,12 +167,22 @@ class _Classifier:
             self.vocab.unlearned,
         )
         summary = self._summaries_for(config_kind, sizes, config_dims, n - represented.sum(axis=1))
-        return _Block(labels, feature_kind, config_kind, sizes, config_dims, config_fit, summary)
+        return _Block(
+            labels,
+            feature_kind,
+            config_kind,
+            sizes,
+            config_dims,
+            matches.fit,
+            matches.error,
+            np.stack([matches.pair_a, matches.pair_b], axis=-1),
+            summary,
+        )
 
     def _configurations(
         self, G: np.ndarray, units: np.ndarray, labels: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Size, kind code, rank and fit of each component, ``(B, C)`` each."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Match]:
+        """Size, kind code, rank and template match of each component, ``(B, C)`` each."""
         B, n = labels.shape
         n_comp = labels.max(axis=1) + 1 if n else np.zeros(B, dtype=np.int64)
         C = int(n_comp.max()) if B else 0
@@ -161,18 +194,23 @@ class _Classifier:
         starts = np.cumsum(sizes, axis=1) - sizes
         config_kind = np.full((B, C), self.vocab.pad, dtype=np.int64)
         config_dims = np.zeros((B, C), dtype=np.int64)
-        config_fit = np.full((B, C), np.nan)
+        config = _Match.empty(B * C, self.vocab.pad)
+        grid = np.arange(B * C).reshape(B, C)
         by_size: dict[int, list[int]] = {}
         for index, shape in enumerate(self.vocab.shapes):
             by_size.setdefault(shape.n_features, []).append(index)
         for k in np.unique(sizes[sizes > 0]).tolist():
             b, c = np.nonzero(sizes == k)
             members = order[b[:, None], starts[b, c][:, None] + np.arange(k)]
-            dims, fit, kind = self._match(G, units, b, members, by_size.get(k, []))
-            config_kind[b, c] = kind
+            dims, match = self._match(G, units, b, members, by_size.get(k, []))
+            config_kind[b, c] = match.kind
             config_dims[b, c] = dims
-            config_fit[b, c] = fit
-        return sizes, config_kind, config_dims, config_fit
+            at = grid[b, c]
+            for name in ("fit", "error", "pair_a", "pair_b"):
+                getattr(config, name)[at] = getattr(match, name)
+        for name in ("fit", "error", "pair_a", "pair_b"):
+            setattr(config, name, getattr(config, name).reshape(B, C))
+        return sizes, config_kind, config_dims, config
 
     def _match(
         self,
@@ -181,8 +219,8 @@ class _Classifier:
         b: np.ndarray,
         members: np.ndarray,
         candidates: list[int],
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rank, fit and kind code of ``N`` components of the same size ``k``."""
+    ) -> tuple[np.ndarray, _Match]:
+        """Rank and template match of ``N`` components of the same size ``k``."""
         p = self.params
         N, k = members.shape
         m = units.shape[1]
@@ -197,25 +235,57 @@ class _Classifier:
             U = units[b[:, None, None], np.arange(m)[None, :, None], members[:, None, :]]
             eig = np.linalg.eigvalsh(np.matmul(U, np.swapaxes(U, -1, -2)))
         dims = (eig >= (p.rank_tol**2) * eig[:, -1:]).sum(axis=1)
-        fit = np.full(N, np.nan)
-        kind = np.full(N, self.vocab.other, dtype=np.int64)
+        match = _Match.empty(N, self.vocab.other)
         if candidates and sub is not None:
-            iu = np.triu_indices(k, 1)
-            cosines = np.sort(sub[:, iu[0], iu[1]], axis=1)
-            best = np.full(N, -1.0)
-            for index in candidates:
-                shape = self.vocab.shapes[index]
-                rows = np.flatnonzero(dims == shape.n_dims)
-                if rows.size == 0:
-                    continue
-                f = fits(cosines[rows], shape)
-                better = f > best[rows]
-                best[rows[better]] = f[better]
-                kind[rows[better]] = index
-            matched = best >= 0
-            fit[matched] = best[matched]
-            kind[matched & (best < p.min_fit)] = self.vocab.other
-        return dims, fit, kind
+            self._score(match, sub, dims, members, candidates)
+        return dims, match
+
+    def _score(
+        self,
+        match: _Match,
+        sub: np.ndarray,
+        dims: np.ndarray,
+        members: np.ndarray,
+        candidates: list[int],
+    ) -> None:
+        """Fill ``match`` with the best-fitting template of each component, named if it qualifies.
+
+        A template qualifies when its fit is at least ``min_fit``, every sorted
+        pairwise angle is within ``max_angle_error`` degrees of the template's,
+        and the component has no twin pair (``cos > parallel_cos``: two features
+        pointing the same way) unless the template has one too.
+        """
+        p = self.params
+        N, k = members.shape
+        iu = np.triu_indices(k, 1)
+        pair_cos = sub[:, iu[0], iu[1]]
+        order = np.argsort(pair_cos, axis=1, kind="stable")
+        cosines = np.clip(np.take_along_axis(pair_cos, order, axis=1), -1, 1)
+        degrees = np.degrees(np.arccos(cosines))
+        best = np.full(N, -1.0)
+        for index in candidates:
+            shape = self.vocab.shapes[index]
+            rows = np.flatnonzero(dims == shape.n_dims)
+            if rows.size == 0:
+                continue
+            f = fits(cosines[rows], shape)
+            error = np.abs(degrees[rows] - np.degrees(shape.angles))
+            worst = error.argmax(axis=1) if k > 1 else np.zeros(rows.size, dtype=np.int64)
+            better = f > best[rows]
+            r = rows[better]
+            best[r] = f[better]
+            match.fit[r] = f[better]
+            match.error[r] = error[better, worst[better]] if k > 1 else 0.0
+            if k > 1:
+                pair = order[r, worst[better]]
+                match.pair_a[r] = members[r, iu[0][pair]]
+                match.pair_b[r] = members[r, iu[1][pair]]
+            ok = (f[better] >= p.min_fit) & (match.error[r] <= p.max_angle_error)
+            if k > 1:
+                template_cos = shape.gram[np.triu_indices(k, 1)]
+                if not (template_cos > p.parallel_cos).any():
+                    ok &= cosines[r, -1] <= p.parallel_cos
+            match.kind[r] = np.where(ok, index, self.vocab.other)
 
     def _other_codes(self, sizes: np.ndarray, dims: np.ndarray, is_other: np.ndarray) -> list[int]:
         """Summary term codes of ``other`` components, one per distinct ``(k, d)``."""
@@ -299,6 +369,8 @@ class _Outputs:
     config_n_features: np.ndarray
     config_n_dims: np.ndarray
     config_fit: np.ndarray
+    config_angle_error: np.ndarray
+    config_worst_pair: np.ndarray
     summary: np.ndarray
 
     @classmethod
@@ -310,6 +382,8 @@ class _Outputs:
             config_n_features=np.zeros((B, n), dtype=np.int32),
             config_n_dims=np.zeros((B, n), dtype=np.int32),
             config_fit=np.full((B, n), np.nan, dtype=dtype),
+            config_angle_error=np.full((B, n), np.nan, dtype=dtype),
+            config_worst_pair=np.full((B, n, 2), -1, dtype=np.int32),
             summary=np.empty(B, dtype=object),
         )
 
@@ -322,6 +396,8 @@ class _Outputs:
         self.config_n_features[rows, :C] = block.config_n_features
         self.config_n_dims[rows, :C] = block.config_n_dims
         self.config_fit[rows, :C] = block.config_fit
+        self.config_angle_error[rows, :C] = block.config_angle_error
+        self.config_worst_pair[rows, :C] = block.config_worst_pair
         self.summary[rows] = block.summary
 
 
@@ -333,6 +409,8 @@ def _mark_invalid(block: _Block, bad: np.ndarray, vocab: Vocabulary) -> None:
     block.config_n_features[bad] = 0
     block.config_n_dims[bad] = 0
     block.config_fit[bad] = np.nan
+    block.config_angle_error[bad] = np.nan
+    block.config_worst_pair[bad] = -1
     block.summary[bad] = INVALID_SUMMARY
 
 
@@ -359,10 +437,13 @@ def classify_kernel(
     Int[np.ndarray, "*batch feature"],
     Int[np.ndarray, "*batch feature"],
     Float[np.ndarray, "*batch feature"],
+    Float[np.ndarray, "*batch feature"],
+    Int[np.ndarray, "*batch feature pair"],
     Shaped[np.ndarray, "*batch"],
 ]:
     """Classify every checkpoint of ``W``: kind, component, and per configuration slot
-    kind, n_features, n_dims, fit, then the summary (see the module docstring).
+    kind, n_features, n_dims, fit, worst angle error (degrees) and the pair
+    of features it is at (``(..., feature, 2)``, -1 when none), then the summary (see the module docstring).
 
     The checkpoints are classified in sub-blocks whose working set stays
     within ``block_bytes``, sharing the caches of adjacency patterns and
@@ -371,7 +452,7 @@ def classify_kernel(
     >>> from toyanalysis import testing
     >>> from toyanalysis.geometry import BUILTIN_SHAPES
     >>> out = classify_kernel(testing.tegum("digon", dead=1), ClassifyParams(), BUILTIN_SHAPES)
-    >>> out[0].tolist(), out[2].tolist(), str(out[6])
+    >>> out[0].tolist(), out[2].tolist(), str(out[8])
     (['digon', 'digon', 'unlearned'], ['digon', '', ''], '1 digon + 1 unlearned')
     """
     batch, (m, n) = W.shape[:-2], W.shape[-2:]
@@ -393,5 +474,7 @@ def classify_kernel(
         out.config_n_features.reshape(*batch, n),
         out.config_n_dims.reshape(*batch, n),
         out.config_fit.reshape(*batch, n),
+        out.config_angle_error.reshape(*batch, n),
+        out.config_worst_pair.reshape(*batch, n, 2),
         out.summary.reshape(batch),
     )

@@ -51,10 +51,12 @@ _GEOMETRY = (
     "config_n_features",
     "config_n_dims",
     "config_fit",
+    "config_angle_error",
+    "config_worst_pair",
     "summary",
 )
 _MEASURES = ("norm", "dimensionality", "interference", "dimensions_per_feature")
-_ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:6])
+_ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:8])
 
 
 def _split(sizes: tuple[int, ...], steps: int) -> tuple[int, ...]:
@@ -109,10 +111,13 @@ def _geometry(
         W,
         kwargs={"params": params, "shapes": shapes, "block_bytes": block_bytes},
         input_core_dims=[["hidden", "feature"]],
-        output_core_dims=[["feature"], ["feature"], *[["config"]] * 4, []],
+        output_core_dims=[["feature"], ["feature"], *[["config"]] * 5, ["config", "pair"], []],
         dask="parallelized",
-        output_dtypes=[names.dtype, np.int32, names.dtype, np.int32, np.int32, fit, object],
-        dask_gufunc_kwargs={"output_sizes": {"config": W.sizes["feature"]}},
+        output_dtypes=[
+            *(names.dtype, np.int32, names.dtype, np.int32, np.int32),
+            *(fit, fit, np.int32, object),
+        ],
+        dask_gufunc_kwargs={"output_sizes": {"config": W.sizes["feature"], "pair": 2}},
     )
     return xr.Dataset(dict(zip(_GEOMETRY, out, strict=True)))
 
@@ -123,6 +128,8 @@ def _attrs(ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry) -> dic
         "overlap_tol": params.overlap_tol,
         "rank_tol": params.rank_tol,
         "min_fit": params.min_fit,
+        "max_angle_error": params.max_angle_error,
+        "parallel_cos": params.parallel_cos,
         "matrix": "W",
         "model": str(ds.attrs.get("model", "relu_output")),
         "sweep": [str(s) for s in ds.attrs.get("sweep", [])],
@@ -205,7 +212,9 @@ def classify(
     configuration, -1 for unlearned), ``norm``, ``dimensionality``,
     ``interference`` per feature; ``dimensions_per_feature`` and ``summary``
     per checkpoint; ``config_kind``, ``config_n_features``, ``config_n_dims``,
-    ``config_fit`` per configuration slot (``config`` has one slot per feature;
+    ``config_fit``, ``config_angle_error`` (the worst pairwise angle error in
+    degrees against the best template) and ``config_worst_pair`` (the two
+    features it is at, dim ``pair``; -1 when none) per configuration slot (``config`` has one slot per feature;
     slots past the checkpoint's components are padded with ``""``, 0, 0, NaN;
     components are ordered by decreasing size, then smallest feature); the
     input's step, instance and feature coordinates, ``loss`` when the store

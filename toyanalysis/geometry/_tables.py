@@ -47,7 +47,10 @@ def _per_feature_config(result: xr.Dataset) -> dict[str, np.ndarray]:
     index = np.maximum(component, 0).astype(np.int64)
     learned = component >= 0
     out = {}
-    for name, fill in (("config_n_features", 0), ("config_n_dims", 0), ("config_fit", np.nan)):
+    fills = {"config_n_features": 0, "config_n_dims": 0, "config_fit": np.nan}
+    if "config_angle_error" in result.data_vars:
+        fills["config_angle_error"] = np.nan
+    for name, fill in fills.items():
         values = result[name].transpose("step", "instance", "config").values
         if values.shape[-1] == 0:
             out[name] = np.full(component.shape, fill, dtype=values.dtype)
@@ -70,8 +73,8 @@ def to_frame(result: xr.Dataset) -> pd.DataFrame:
 
     Columns: ``instance``, ``step``, ``feature``, the instance coordinates
     (sweep labels, ``seed``), the per-feature coordinates (``density``,
-    ``importance``), ``kind``, ``component``, ``n_features``, ``n_dims`` and
-    ``fit`` of the feature's configuration, ``norm``, ``dimensionality``,
+    ``importance``), ``kind``, ``component``, ``n_features``, ``n_dims``,
+    ``fit`` and ``angle_error`` of the feature's configuration, ``norm``, ``dimensionality``,
     ``interference``, ``dimensions_per_feature``, ``summary`` and ``loss``
     (when present).
 
@@ -99,6 +102,8 @@ def to_frame(result: xr.Dataset) -> pd.DataFrame:
     for column, name in (("n_features", "config_n_features"), ("n_dims", "config_n_dims")):
         columns[column] = config[name].reshape(-1)
     columns["fit"] = config["config_fit"].reshape(-1)
+    if "config_angle_error" in config:
+        columns["angle_error"] = config["config_angle_error"].reshape(-1)
     for name in ("norm", "dimensionality", "interference"):
         columns[name] = _sif(result, name)
     columns["dimensions_per_feature"] = np.repeat(_si(result, "dimensions_per_feature"), n)
@@ -110,6 +115,17 @@ def to_frame(result: xr.Dataset) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- records
+
+
+def _worst(r: dict[str, np.ndarray], s: int, i: int, c: int, features: list[Any]) -> dict[str, Any]:
+    """``angle_error`` (degrees) and ``worst_pair`` (two features or null) of one slot."""
+    if "config_angle_error" not in r:
+        return {}
+    pair = r["config_worst_pair"][s, i, c].tolist()
+    return {
+        "angle_error": json_number(r["config_angle_error"][s, i, c]),
+        "worst_pair": [features[f] for f in pair] if min(pair) >= 0 else None,
+    }
 
 
 def _configurations(
@@ -127,6 +143,7 @@ def _configurations(
             "n_features": int(n_features[c]),
             "n_dims": int(r["config_n_dims"][s, i, c]),
             "fit": json_number(r["config_fit"][s, i, c]),
+            **_worst(r, s, i, c, features),
         }
         for c in range(n_features.shape[-1])
         if n_features[c] > 0
@@ -163,7 +180,7 @@ def to_records(result: xr.Dataset) -> list[dict[str, Any]]:
     Each record: ``step``, ``instance``, ``coords`` (the instance's sweep
     labels, seed, ...), ``summary``, ``dimensions_per_feature``, ``loss``
     (when present), ``configurations`` (each: ``kind``, ``features``,
-    ``n_features``, ``n_dims``, ``fit``) and ``features`` (each: ``feature``,
+    ``n_features``, ``n_dims``, ``fit``, ``angle_error``, ``worst_pair``) and ``features`` (each: ``feature``,
     ``norm``, ``dimensionality``, ``interference``, ``kind``,
     ``configuration`` (index into ``configurations`` or null), plus
     ``density``/``importance`` when known). Non-finite numbers become null.
@@ -175,7 +192,7 @@ def to_records(result: xr.Dataset) -> list[dict[str, Any]]:
     >>> record["summary"], record["configurations"][0]["features"]
     ('digon', [0, 1])
     """
-    t = result.transpose("step", "instance", "feature", "config")
+    t = result.transpose("step", "instance", "feature", "config", ...)
     names = [n for n in t.data_vars if n != "loss"]
     r = {str(name): t[name].values for name in names}
     loss = t["loss"].values if "loss" in t.data_vars else None
@@ -241,7 +258,7 @@ def table(result: xr.Dataset) -> pd.DataFrame:
     """
     import pandas as pd
 
-    r = result.transpose("step", "instance", "feature", "config").compute()
+    r = result.transpose("step", "instance", "feature", "config", ...).compute()
     labels = instance_coords(r)
     rows = [
         _table_row(r, s, i, labels)

@@ -1,0 +1,89 @@
+"""Issue 11: a shape is named only when it is one (twins, angle errors, the worst pair)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from toyanalysis import testing
+from toyanalysis.geometry import classify, to_frame, to_records
+
+
+def at_angles(*degrees: float) -> np.ndarray:
+    """Unit features in 2-D at the given angles."""
+    a = np.radians(degrees)
+    return np.stack([np.cos(a), np.sin(a)])
+
+
+def only(result, name):
+    return result[name].values.reshape(-1, *result[name].shape[3:])[0]
+
+
+def test_a_hexagon_with_a_twin_pair_is_not_a_hexagon():
+    # correlated-3pairs: two features at cos +1 among six in a plane
+    W = at_angles(0, 0, 120, 180, 240, 300)
+    result = classify(W)
+    assert str(result["summary"].item()) == "other(6 in 2)"
+    assert sorted(only(result, "config_worst_pair").tolist()) == [0, 1]
+
+
+def test_a_pentagon_with_a_26_degree_pair_is_not_a_pentagon():
+    W = at_angles(0, 26, 130, 210, 290)
+    result = classify(W)
+    assert str(result["summary"].item()) == "other(5 in 2)"
+    assert float(only(result, "config_angle_error")) > 40
+
+
+def test_a_triangle_at_159_90_111_degrees_is_not_a_triangle():
+    W = at_angles(0, 159, 249)  # pairwise 159, 90, 111
+    result = classify(W)
+    assert str(result["summary"].item()) == "other(3 in 2)"
+    assert float(only(result, "config_angle_error")) == pytest.approx(39, abs=0.01)
+    # the worst pair is the one at 159 degrees (39 off 120): features 0 and 1
+    assert sorted(only(result, "config_worst_pair").tolist()) == [0, 1]
+
+
+def test_a_near_twin_pair_disqualifies_an_octagon_even_within_the_angle_error():
+    # an octagon with one vertex moved towards its neighbour: a pair at 25 degrees
+    # (cos 0.906 < 0.95: named), then at 15 degrees (cos 0.966 > parallel_cos: not,
+    # although its worst angle error, 30 degrees, is within max_angle_error)
+    base = [45.0 * i for i in range(8)]
+    assert str(classify(at_angles(*base[:1], 25.0, *base[2:]))["summary"].item()) == "octagon"
+    moved = at_angles(*base[:1], 15.0, *base[2:])
+    assert str(classify(moved)["summary"].item()) == "other(8 in 2)"
+    assert str(classify(moved, parallel_cos=1.0)["summary"].item()) == "octagon"
+
+
+def test_the_angle_error_threshold_decides_and_is_settable():
+    W = at_angles(0, 72 + 25, 144, 216, 288)  # one vertex 25 degrees off
+    result = classify(W)
+    assert str(result["summary"].item()) == "pentagon"
+    assert float(only(result, "config_angle_error")) == pytest.approx(25, abs=0.01)
+    assert str(classify(W, max_angle_error=20)["summary"].item()) == "other(5 in 2)"
+
+
+def test_a_deformed_but_distinct_pentagon_from_nonuniform_is_still_a_pentagon():
+    # nonuniform, instance 5 at step 10000: the worst converged pentagon (30.5 degrees)
+    W = at_angles(-151.3, -12.6, 151.9, 70.0, -94.6)
+    assert str(classify(W)["summary"].item()) == "pentagon"
+
+
+def test_a_nearly_antipodal_pair_is_a_digon():
+    assert str(classify(testing.polytope("digon"))["summary"].item()) == "digon"
+    a = math.radians(179)
+    W = np.array([[1.0, math.cos(a)], [0.0, math.sin(a)]])
+    assert str(classify(W, max_angle_error=1.5)["summary"].item()) == "digon"
+
+
+def test_angle_error_and_worst_pair_are_in_records_and_frames():
+    W = testing.tegum("triangle", "dedicated", dead=1)
+    result = classify(W)
+    record = to_records(result)[0]
+    by_kind = {c["kind"]: c for c in record["configurations"]}
+    assert by_kind["triangle"]["angle_error"] == pytest.approx(0, abs=1e-6)
+    assert len(by_kind["triangle"]["worst_pair"]) == 2
+    assert by_kind["dedicated"]["worst_pair"] is None
+    frame = to_frame(result)
+    assert frame["angle_error"].isna().tolist() == [False] * 4 + [True]
