@@ -99,7 +99,7 @@ class _Adam:
             if self.decoupled:
                 torch._foreach_mul_(p, 1 - lr * self.weight_decay)
             else:
-                g = torch._foreach_add(g, p, alpha=self.weight_decay)
+                g = list(torch._foreach_add(g, p, alpha=self.weight_decay))
         torch._foreach_lerp_(m, g, 1 - b1)
         torch._foreach_mul_(v, b2)
         torch._foreach_addcmul_(v, g, g, value=1 - b2)
@@ -223,7 +223,6 @@ def train(
     check_resources(config, path, disk=not resume)
     if resume and _finished(path, config):
         return store.open_store(path)
-    steps = config.record_steps()
     on = resolve_device(device)
     params = {k: v.to(on) for k, v in models.init_params(config).items()}
     opt = _Adam(params, config.train.optimizer == "adamw", config.train.weight_decay)
@@ -243,37 +242,55 @@ def train(
                 start, committed, run_id = state
         if fresh:
             store.create_trajectory(path, layout, overwrite=overwrite)
-        chunk = store.step_chunk(layout)
-        writer = store.TrajectoryWriter(path, committed, run_id)
-        importance = torch.tensor(config.instance_importance(), dtype=torch.float32, device=on)
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        complete = False
-        try:
-            _loop(
-                config,
-                params,
-                opt,
-                sampler,
-                importance,
-                writer,
-                steps,
-                start,
-                committed,
-                chunk,
-                flush_seconds,
-                progress,
-            )
-            complete = True
-        finally:
-            torch.set_num_threads(previous_threads)
-            try:
-                writer.close(complete)
-            except Exception:
-                if complete:
-                    raise
-                # an error in the loop is the one to report; the writer's is secondary
+        begin = (start, committed, run_id)
+        _run(config, path, (params, opt, sampler), layout, begin, threads, flush_seconds, progress)
     return store.open_store(path)
+
+
+def _run(
+    config: RunConfig,
+    path: Path,
+    state: tuple[models.Params, _Adam, Sampler],
+    layout: xr.Dataset,
+    begin: tuple[int, int, str | None],
+    threads: int,
+    flush_seconds: float,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Train from ``begin = (step, committed records, run id)``, lock held; close the writer."""
+    params, opt, sampler = state
+    start, committed, run_id = begin
+    chunk = store.step_chunk(layout)
+    writer = store.TrajectoryWriter(path, committed, run_id)
+    on = params["W"].device
+    importance = torch.tensor(config.instance_importance(), dtype=torch.float32, device=on)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    complete = False
+    try:
+        _loop(
+            config,
+            params,
+            opt,
+            sampler,
+            importance,
+            writer,
+            config.record_steps(),
+            start,
+            committed,
+            chunk,
+            flush_seconds,
+            progress,
+        )
+        complete = True
+    finally:
+        torch.set_num_threads(previous_threads)
+        try:
+            writer.close(complete)
+        except Exception:
+            if complete:
+                raise
+            # an error in the loop is the one to report; the writer's is secondary
 
 
 def check_resources(config: RunConfig, path: Path, *, disk: bool = True) -> None:
@@ -423,6 +440,28 @@ def _check_torch_sampler(path: Path, states: list[Any], stream: str) -> list[dic
     return [{"bit_generator": "torch", "draws": int(s["draws"])} for s in states]
 
 
+def _check_snapshot_counts(
+    path: Path, meta: dict[str, Any], config: RunConfig, run_id: str | None, committed: int
+) -> tuple[int, int, int]:
+    """The snapshot's (step, committed records, adam t), checked against the store."""
+    total = len(config.record_steps())
+    record_at = config.record_steps().tolist()
+    step: Any = meta.get("step")
+    done: Any = meta.get("committed")
+    adam_t: Any = meta.get("adam_t")
+    if not (_whole(step) and _whole(done) and _whole(adam_t)):
+        raise store.snapshot_error(path, "step, committed or adam_t is not a whole number")
+    if meta.get(store.RUN_ID) != run_id:
+        raise store.snapshot_error(path, "it belongs to another run (run id differs)")
+    if not (1 <= done <= total and 0 <= step <= config.train.steps and adam_t == step):
+        raise store.snapshot_error(path, f"step {step} / committed {done} out of range")
+    if record_at[done - 1] > step or (done < total and record_at[done] < step):
+        raise store.snapshot_error(path, f"step {step} does not follow record {done}")
+    if done < committed:
+        raise store.snapshot_error(path, f"older ({done} records) than the store ({committed})")
+    return step, done, adam_t
+
+
 def _resume(
     path: Path, config: RunConfig, params: models.Params, opt: _Adam, sampler: Sampler
 ) -> tuple[int, int, str | None] | str | None:
@@ -455,20 +494,7 @@ def _resume(
             raise store.snapshot_error(path, f"missing, though {committed} records are committed")
         return 0, 0, run_id
     arrays, meta = loaded
-    record_at = config.record_steps().tolist()
-    step: Any = meta.get("step")
-    done: Any = meta.get("committed")
-    adam_t: Any = meta.get("adam_t")
-    if not (_whole(step) and _whole(done) and _whole(adam_t)):
-        raise store.snapshot_error(path, "step, committed or adam_t is not a whole number")
-    if meta.get(store.RUN_ID) != run_id:
-        raise store.snapshot_error(path, "it belongs to another run (run id differs)")
-    if not (1 <= done <= total and 0 <= step <= config.train.steps and adam_t == step):
-        raise store.snapshot_error(path, f"step {step} / committed {done} out of range")
-    if record_at[done - 1] > step or (done < total and record_at[done] < step):
-        raise store.snapshot_error(path, f"step {step} does not follow record {done}")
-    if done < committed:
-        raise store.snapshot_error(path, f"older ({done} records) than the store ({committed})")
+    step, done, adam_t = _check_snapshot_counts(path, meta, config, run_id, committed)
     states = _check_sampler(path, meta.get("sampler"), config.n_instances, sampler.stream)
     if done > committed:  # killed after the snapshot, before the count: finish that commit
         store.set_committed(path, done, complete=False)
