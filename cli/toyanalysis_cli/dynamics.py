@@ -64,6 +64,12 @@ def usage_params(cls: type[Params], kwargs: dict[str, Any]) -> Any:
     multiple=True,
     help="Only these instances (repeat the option; default all).",
 )
+@click.option(
+    "--llc",
+    "with_llc",
+    is_flag=True,
+    help="Join the saved λ̂ (toyanalysis llc STORE --save): λ̂ per phase, Δλ̂ per transition.",
+)
 @params_options(PhaseParams)
 @save_option("phases")
 @format_option()
@@ -71,6 +77,7 @@ def usage_params(cls: type[Params], kwargs: dict[str, Any]) -> Any:
 def phases_command(
     store: Path,
     instances: tuple[int, ...],
+    with_llc: bool,
     save: bool,
     fmt: str,
     output: Path | None,
@@ -80,7 +87,9 @@ def phases_command(
     from toyanalysis.phase_changes import phase_document, phase_events, phase_text, phases
 
     params = usage_params(PhaseParams, options)
-    result = phases(open_checked(store), params, instances=list(instances) or None)
+    ds = open_checked(store)
+    estimates = _saved_llc(store) if with_llc else None
+    result = phases(ds, params, instances=list(instances) or None, llc=estimates)
     if save:
         save_result(store, result, "phases")
     if fmt == "csv":
@@ -89,6 +98,19 @@ def phases_command(
         write_json({"store": str(store), **phase_document(result)}, output)
     else:
         write_text(phase_text(result), output)
+
+
+def _saved_llc(store: Path) -> Any:
+    """The store's saved ``analysis/llc``; one line saying how to make it when there is none."""
+    from toyanalysis.errors import StoreError
+    from toyanalysis.store import open_analysis
+
+    try:
+        return open_analysis(store, "llc")
+    except StoreError:
+        raise ConfigError(
+            f"{store}: no saved llc result; run `toyanalysis llc {store} --save` first"
+        ) from None
 
 
 # --- phase diagram -------------------------------------------------------------------------------

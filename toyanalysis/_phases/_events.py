@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toyanalysis._labels import carried_coords, instance_coords, json_scalar
+from toyanalysis._labels import carried_coords, instance_coords, json_number, json_scalar
 from toyanalysis._phases._timeline import fraction_text
 from toyanalysis.errors import ConfigError
 
@@ -28,6 +28,7 @@ __all__ = [
     "event_counts",
     "events_dataset",
     "for_instance",
+    "has_llc",
     "phase_document",
     "phase_events",
     "phase_records",
@@ -208,18 +209,11 @@ def _instance_records(result: xr.Dataset, k: int, label: Any, groups: dict[str, 
     coords = {name: json_scalar(values[k]) for name, values in instance_coords(result).items()}
     rows = {kind: groups[kind].get(label, []) for kind in KINDS}
     transitions = [_transition_record(result, i) for i in rows["transition"]]
+    phases = [_phase_record(result, i) for i in rows["phase"]]
     return {
         "instance": json_scalar(result["instance"].values[k]),
         "coords": coords,
-        "phases": [
-            {
-                "start_step": int(result["phase_start"].values[i]),
-                "end_step": int(result["phase_end"].values[i]),
-                "records": int(result["phase_records"].values[i]),
-                "summary": str(result["phase_summary"].values[i]),
-            }
-            for i in rows["phase"]
-        ],
+        "phases": phases,
         "transitions": transitions,
         "loss_drops": [_drop_record(result, i, transitions) for i in rows["drop"]],
         "plateaus": [
@@ -242,6 +236,37 @@ def _instance_records(result: xr.Dataset, k: int, label: Any, groups: dict[str, 
     }
 
 
+# the λ̂ columns of a result joined with an llc result: (record key, variable)
+LLC_PHASE = (("llc", "phase_llc"), ("llc_se", "phase_llc_se"))
+LLC_TRANSITION = (
+    ("llc_before", "llc_before"),
+    ("llc_after", "llc_after"),
+    ("delta_llc", "delta_llc"),
+    ("delta_llc_se", "delta_llc_se"),
+)
+
+
+def has_llc(result: xr.Dataset) -> bool:
+    """Whether ``result`` was joined with an llc result (``phases(..., llc=...)``)."""
+    return "phase_llc" in result.data_vars
+
+
+def _llc_values(result: xr.Dataset, i: int, columns: tuple[tuple[str, str], ...]) -> dict:
+    if not has_llc(result):
+        return {}
+    return {key: json_number(float(result[name].values[i])) for key, name in columns}
+
+
+def _phase_record(result: xr.Dataset, i: int) -> dict[str, Any]:
+    return {
+        "start_step": int(result["phase_start"].values[i]),
+        "end_step": int(result["phase_end"].values[i]),
+        "records": int(result["phase_records"].values[i]),
+        "summary": str(result["phase_summary"].values[i]),
+        **_llc_values(result, i, LLC_PHASE),
+    }
+
+
 def _transition_record(result: xr.Dataset, i: int) -> dict[str, Any]:
     return {
         "step": int(result["transition_step"].values[i]),
@@ -250,6 +275,7 @@ def _transition_record(result: xr.Dataset, i: int) -> dict[str, Any]:
         "label_step": int(result["transition_label_step"].values[i]),
         "loss_before": json_scalar(float(result["loss_before"].values[i])),
         "loss_after": json_scalar(float(result["loss_after"].values[i])),
+        **_llc_values(result, i, LLC_TRANSITION),
     }
 
 
@@ -283,7 +309,10 @@ def phase_records(result: xr.Dataset) -> list[dict[str, Any]]:
     null, ``features``: features whose dimensionality jumps in its window),
     ``plateaus`` (``start_step``, ``end_step``, ``loss``) and
     ``feature_jumps`` (``feature``, ``step``, ``from``, ``to``, fractions as
-    text such as ``"1/2"``).
+    text such as ``"1/2"``). A result joined with an llc result
+    (``phases(..., llc=...)``) adds ``llc``/``llc_se`` to each phase and
+    ``llc_before``, ``llc_after``, ``delta_llc``, ``delta_llc_se`` to each
+    transition (null where unknown).
     """
     groups = {kind: _groups(result, kind) for kind in KINDS}
     return [
@@ -350,13 +379,25 @@ def _transition_steps(result: xr.Dataset) -> list[Any]:
     return out
 
 
+def _llc_columns(result: xr.Dataset, columns: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The λ̂ columns of one kind's rows (none when the result has no λ̂)."""
+    if not has_llc(result):
+        return {}
+    return {key: [json_number(x) for x in _column(result, name)] for key, name in columns}
+
+
 def _event_columns(result: xr.Dataset, kind: str) -> dict[str, Any]:
     """The columns of one kind's rows in :func:`phase_events`."""
     names = [n for n in result.data_vars if result[n].dims[:1] == (kind,)]
     names += [n for n, c in result.coords.items() if c.dims == (kind,)]
     v = {str(n): _column(result, n) for n in names}
     if kind == "phase":
-        return {"step": v["phase_start"], "end_step": v["phase_end"], "summary": v["phase_summary"]}
+        return {
+            "step": v["phase_start"],
+            "end_step": v["phase_end"],
+            "summary": v["phase_summary"],
+            **_llc_columns(result, LLC_PHASE),
+        }
     if kind == "transition":
         return {
             "step": v["transition_step"],
@@ -364,6 +405,7 @@ def _event_columns(result: xr.Dataset, kind: str) -> dict[str, Any]:
             "to": v["transition_to"],
             "loss_before": _nullable(v["loss_before"]),
             "loss_after": _nullable(v["loss_after"]),
+            **_llc_columns(result, LLC_TRANSITION),
         }
     if kind == "drop":
         return {
@@ -418,6 +460,9 @@ def phase_events(result: xr.Dataset) -> pd.DataFrame:
     ``end_step``, ``summary``, ``from``, ``to``, ``feature``, ``loss_before``,
     ``loss_after``, ``size``, ``transition_step`` (empty where they do not
     apply). Rows go instance by instance, each in the order of the kinds.
+    A result joined with an llc result adds, last, ``llc``, ``llc_se`` (phase
+    rows) and ``llc_before``, ``llc_after``, ``delta_llc``, ``delta_llc_se``
+    (transition rows).
     """
     import pandas as pd
 
@@ -429,11 +474,12 @@ def phase_events(result: xr.Dataset) -> pd.DataFrame:
         frames.append(frame)
     joined = pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
     joined = joined.sort_values("_order", kind="stable").drop(columns="_order")
-    for column in EVENT_COLUMNS:
+    trailing = [key for key, _ in LLC_PHASE + LLC_TRANSITION] if has_llc(result) else []
+    for column in (*EVENT_COLUMNS, *trailing):
         if column not in joined:
             joined[column] = None
-    leading = [c for c in joined.columns if c not in EVENT_COLUMNS]
-    return joined[leading + list(EVENT_COLUMNS)].reset_index(drop=True)
+    leading = [c for c in joined.columns if c not in (*EVENT_COLUMNS, *trailing)]
+    return joined[leading + list(EVENT_COLUMNS) + trailing].reset_index(drop=True)
 
 
 def _short(values: Any) -> list[Any]:
@@ -442,11 +488,14 @@ def _short(values: Any) -> list[Any]:
 
 def phase_tables(result: xr.Dataset) -> list[tuple[str, pd.DataFrame]]:
     """The four readable tables of a phases result: phases, transitions, loss drops and
-    feature dimensionality jumps (what ``toyanalysis phases`` prints)."""
+    feature dimensionality jumps (what ``toyanalysis phases`` prints); with λ̂
+    joined, the phases gain ``llc``/``llc_se`` and the transitions ``llc_before``,
+    ``llc_after``, ``delta_llc``, ``delta_llc_se``."""
     phases_ = _base(result, "phase").assign(
         start=_column(result, "phase_start"),
         end=_column(result, "phase_end"),
         summary=_column(result, "phase_summary"),
+        **{k: _short(v) for k, v in _llc_columns(result, LLC_PHASE).items()},
     )
     t = _event_columns(result, "transition")
     transitions = _base(result, "transition").assign(
@@ -454,6 +503,7 @@ def phase_tables(result: xr.Dataset) -> list[tuple[str, pd.DataFrame]]:
         **{"from": t["from"], "to": t["to"]},
         loss_before=_short(t["loss_before"]),
         loss_after=_short(t["loss_after"]),
+        **{k: _short(v) for k, v in _llc_columns(result, LLC_TRANSITION).items()},
     )
     jumps = _base(result, "jump").assign(**_event_columns(result, "jump"))
     return [

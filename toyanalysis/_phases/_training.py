@@ -62,6 +62,7 @@ def phases(
     classification: xr.Dataset | None = None,
     steps: Any = None,
     instances: Any = None,
+    llc: Any = None,
     **changes: Any,
 ) -> xr.Dataset:
     """Phases, transitions, loss plateaus and drops, and dimensionality jumps per instance.
@@ -84,8 +85,18 @@ def phases(
     ``drop``, ``plateau``, ``jump``) with the instance (``phase_instance``,
     ...) and steps as coordinates. ``attrs["params"]`` is the parameter object
     as JSON.
+
+    ``llc`` joins λ̂ (:func:`toyanalysis.llc_by_phase`): an llc result, or
+    ``True``/``"saved"`` to read the store's saved ``analysis/llc`` (``ds``
+    opened from a path; ``toyanalysis llc STORE --save``), or None: no λ̂.
+    The estimates are cut to the result's steps and instances and the
+    ``unreliable`` ones left out (as the λ̂ plot draws them); the result gains
+    ``phase_llc``, ``phase_llc_se``, ``phase_llc_records`` per phase and
+    ``llc_before``, ``llc_after``, ``delta_llc``, ``delta_llc_se`` per
+    transition, and ``attrs["llc_joined"]``.
     """
     params = PhaseParams.resolve(params, changes)
+    estimates = _llc_input(ds, llc)
     ds = intake(ds)
     cls, made_with = classification_for(
         ds, classification, params.classify, steps=steps, instances=instances
@@ -106,7 +117,69 @@ def phases(
     stored = params if made_with is None else params.replace(classify=made_with)
     result.attrs.update(_attrs(r, stored, loss, cls, ds, made_with))
     result.attrs["loss_source"] = source
-    return result
+    return result if estimates is None else join_llc(result, estimates)
+
+
+def _llc_input(ds: Any, llc: Any) -> xr.Dataset | None:
+    """The llc result ``phases(..., llc=)`` asks for: given, the store's saved one, or None."""
+    import xarray as xr
+
+    from toyanalysis.errors import ConfigError, StoreError
+    from toyanalysis.store import open_analysis
+
+    if llc is None or llc is False:
+        return None
+    if isinstance(llc, xr.Dataset):
+        return llc
+    if llc is not True and llc != "saved":
+        raise ConfigError(f"llc= must be an llc result, True or 'saved', got {llc!r}")
+    source = ds.encoding.get("source") if isinstance(ds, xr.Dataset) else None
+    if not source:
+        raise ConfigError("llc=True reads the saved llc result: open the store from its path")
+    try:
+        return open_analysis(source, "llc")
+    except StoreError:
+        raise ConfigError(
+            f"{source}: no saved llc result; run `toyanalysis llc {source} --save` first"
+        ) from None
+
+
+LLC_VARIABLES = (
+    "phase_llc",
+    "phase_llc_se",
+    "phase_llc_records",
+    "llc_before",
+    "llc_after",
+    "delta_llc",
+    "delta_llc_se",
+)
+
+
+def join_llc(result: xr.Dataset, estimates: xr.Dataset) -> xr.Dataset:
+    """``result`` with λ̂ per phase and Δλ̂ per transition from the llc result ``estimates``.
+
+    The estimates are cut to the result's steps and instances (an error when
+    none is left) and the unreliable ones masked before the join.
+    """
+    from toyanalysis._llc import llc_by_phase
+    from toyanalysis.errors import ConfigError
+
+    for name in ("llc", "llc_se", "step", "instance"):
+        if name not in estimates.variables:
+            raise ConfigError(f"llc= must be a toyanalysis.llc result (it has no {name})")
+    steps = set(result["step"].values.tolist())
+    have = set(result["instance"].values.tolist())
+    kept_steps = [s for s in estimates["step"].values.tolist() if s in steps]
+    kept_instances = [i for i in estimates["instance"].values.tolist() if i in have]
+    if not kept_steps or not kept_instances:
+        raise ConfigError("the llc result has no step and instance of the phases result")
+    kept = estimates.sel(step=kept_steps, instance=kept_instances)
+    if "unreliable" in kept.data_vars:
+        kept = kept.assign(llc=kept["llc"].where(~kept["unreliable"].astype(bool)))
+    joined = llc_by_phase(result, kept.load())
+    out = result.assign({name: joined[name].variable for name in LLC_VARIABLES})
+    out.attrs["llc_joined"] = True
+    return out
 
 
 def _attrs(
