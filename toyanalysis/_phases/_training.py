@@ -86,14 +86,10 @@ def phases(
     ...) and steps as coordinates. ``attrs["params"]`` is the parameter object
     as JSON.
 
-    ``llc`` joins λ̂ (:func:`toyanalysis.llc_by_phase`): an llc result, or
-    ``True``/``"saved"`` to read the store's saved ``analysis/llc`` (``ds``
-    opened from a path; ``toyanalysis llc STORE --save``), or None: no λ̂.
-    The estimates are cut to the result's steps and instances and the
-    ``unreliable`` ones left out (as the λ̂ plot draws them); the result gains
-    ``phase_llc``, ``phase_llc_se``, ``phase_llc_records`` per phase and
-    ``llc_before``, ``llc_after``, ``delta_llc``, ``delta_llc_se`` per
-    transition, and ``attrs["llc_joined"]``.
+    ``llc``: an llc result, ``True``/``"saved"`` (the store's saved ``analysis/llc``) or
+    None; its reliable estimates at these steps and instances give ``phase_llc``,
+    ``phase_llc_se``, ``phase_llc_records`` per phase and ``llc_before``, ``llc_after``,
+    ``delta_llc``, ``delta_llc_se`` per transition (:func:`join_llc`).
     """
     params = PhaseParams.resolve(params, changes)
     estimates = _llc_input(ds, llc)
