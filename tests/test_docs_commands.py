@@ -155,3 +155,17 @@ def test_usage_lines_were_found() -> None:
     """The scan above sees the docs' usage lines (a guard against a parser that finds none)."""
     names = {name for _, _, name, _ in _usage_lines()}
     assert names >= {"train", "info", "ingest", "classify", "phases", "neurons", "llc", "report"}
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_no_flag_is_given_twice(name: str) -> None:
+    """Two fields flattened to one flag (``PhaseParams.fraction_tol`` and a classifier
+    ``fraction_tol`` both ``--fraction-tol``): click keeps one, the other is unreachable."""
+    seen: dict[str, str] = {}
+    twice = []
+    for param in main.commands[name].params:
+        for opt in getattr(param, "opts", []):
+            if opt in seen:
+                twice.append(f"{opt} ({seen[opt]} and {param.name})")
+            seen[opt] = str(param.name)
+    assert not twice, f"`toyanalysis {name}` has the same flag twice: {', '.join(twice)}"
