@@ -235,7 +235,7 @@ def test_views_are_a_registry_of_records():
 def test_cli_report_options_come_from_report_params(tmp_path, cli):
     out, store = tmp_path / "r.html", _neuron_store(tmp_path)
     bad = cli("report", store, "-o", out, "--max-frames", "0")
-    assert bad.exit_code == 1 and "--max-frames" in bad.stderr and not out.exists()
+    assert bad.exit_code == 2 and "--max-frames" in bad.stderr and not out.exists()
     ok = cli("report", store, "-o", out, "--overlap-tol", "0.5")
     assert ok.exit_code == 0, ok.stderr
     help_text = cli("report", "--help").stdout

@@ -490,7 +490,7 @@ class RunConfig:
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as err:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: not valid TOML: {err}") from None
         base_name = data.pop("preset", None)
         if base_name is None:

@@ -9,6 +9,7 @@ the library's one-line error with the flag named.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -27,8 +28,22 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _click_type(opt: Option) -> click.ParamType:
+    """Choices and integer ranges are checked by click (a usage error, exit status 2);
+    every other bound by the parameter object (bad input, exit status 1)."""
+    if opt.choices:
+        return click.Choice(list(opt.choices))
+    if opt.kind is int and opt.low is not None:
+        low = int(opt.low) + (1 if opt.low_open else 0)
+        high = None
+        if opt.high is not None and math.isfinite(opt.high):
+            high = int(opt.high) - (1 if opt.high_open else 0)
+        return click.IntRange(min=low, max=high)
+    return _CLICK_TYPES[opt.kind]
+
+
 def _click_option(name: str, default: Any, opt: Option) -> Callable:
-    kind = click.Choice(list(opt.choices)) if opt.choices else _CLICK_TYPES[opt.kind]
+    kind = _click_type(opt)
     shown = "worked out from the data" if default is None else str(default)
     return click.option(
         flag(name),
