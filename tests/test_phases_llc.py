@@ -145,3 +145,21 @@ def test_phases_command_without_llc_is_unchanged(cli, forced_store, fmt):
     assert after.exit_code == 0, after.stderr
     assert after.stdout == before.stdout
     assert "llc" not in after.stdout
+
+
+def test_a_phase_without_reliable_estimates_has_null_llc(forced_store):
+    ds = open_store(forced_store)
+    first = llc_result(ds["instance"].values[0]).sel(step=[200, 400, 600, 800])
+    result = phases(ds, llc=first)
+    assert result["phase_llc"].values[0] == pytest.approx(2.0)
+    assert np.isnan(result["phase_llc"].values[1]) and result["phase_llc_records"].values[1] == 0
+    transition = phase_records(result)[0]["transitions"][0]
+    assert transition["delta_llc"] is None and transition["llc_after"] is None
+
+
+def test_bad_llc_arguments_are_refused(forced_store):
+    ds = open_store(forced_store)
+    with pytest.raises(ConfigError, match="llc="):
+        phases(ds, llc="yes")
+    with pytest.raises(ConfigError, match="no step and instance"):
+        phases(ds, llc=llc_result(ds["instance"].values[0]).sel(step=[50]))
