@@ -39,3 +39,14 @@ def test_evaluation_loss_errors():
         evaluation_loss(ds.drop_vars("b"), batch_size=16)
     with pytest.raises(StoreError, match="config"):
         evaluation_loss(testing.as_dataset(testing.polytope("digon")), batch_size=16)
+
+
+def test_a_batch_that_cannot_fit_in_memory_is_refused_with_its_size(intro_store):
+    from toyanalysis import open_store
+    from toyanalysis.errors import ConfigError
+    from toyanalysis.evaluation import evaluation_loss
+
+    with pytest.raises(
+        ConfigError, match=r"fixed batch of 1,000,000,000,000 samples .* needs .* of memory"
+    ):
+        evaluation_loss(open_store(intro_store), batch_size=10**12)

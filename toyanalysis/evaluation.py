@@ -89,6 +89,7 @@ def _config(ds: xr.Dataset, batch_size: int, seed: int) -> RunConfig:
     from toyanalysis.config import RunConfig
 
     config = RunConfig.from_json(ds.attrs["config"])
+    _check_fits(config, batch_size)
     config = config.override(seed=config.train.seed + int(seed))
     if "b" not in ds.data_vars:
         raise StoreError("evaluation loss needs the biases b (step, instance, feature)")
@@ -98,6 +99,20 @@ def _config(ds: xr.Dataset, batch_size: int, seed: int) -> RunConfig:
             f"features, the weights have {ds.sizes['instance']} x {ds.sizes['feature']}"
         )
     return config
+
+
+def _check_fits(config: RunConfig, batch_size: int) -> None:
+    """The fixed batch is kept whole: refuse one that cannot fit in memory, saying its size."""
+    from toyanalysis.store import available_memory, format_bytes
+
+    needed = 4 * batch_size * config.n_instances * config.n_features
+    memory = available_memory()
+    if memory is not None and needed > memory:
+        raise ConfigError(
+            f"a fixed batch of {batch_size:,} samples for {config.n_instances} instances x "
+            f"{config.n_features} features needs {format_bytes(needed)} of memory; "
+            f"{format_bytes(memory)} is available"
+        )
 
 
 def _batches(config: RunConfig, batch_size: int) -> list[tuple[int, Any]]:
