@@ -276,7 +276,7 @@ def test_commands_print_what_the_library_gives(stores):
     no_axes = cli("phase-diagram", path)
     assert no_axes.exit_code == 1 and "(--axis NAME)" in no_axes.output
     bad = cli("phases", path, "--fraction-tol", "0.7")
-    assert bad.exit_code == 2 and "fraction_tol" in bad.output and "--fraction-tol" in bad.output
+    assert bad.exit_code == 1 and "fraction_tol" in bad.output and "--fraction-tol" in bad.output
 
 
 def test_jump_fractions_follow_the_shapes_the_classification_matched():

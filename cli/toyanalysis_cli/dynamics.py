@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from toyanalysis.errors import ConfigError
-from toyanalysis.params import DiagramParams, Params, PhaseParams
+from toyanalysis.params import DiagramParams, PhaseParams
 from toyanalysis_cli._common import (
     format_option,
     open_checked,
@@ -44,14 +44,6 @@ def write_blocks(blocks: list[tuple[str, list[dict[str, Any]]]], output: Path | 
         body = frame(rows).to_string(index=False) if rows else "(none)"
         parts.append(f"{title}\n{body}")
     write_text("\n\n".join(parts), output)
-
-
-def usage_params(cls: type[Params], kwargs: dict[str, Any]) -> Any:
-    """:func:`params_from`, a bad value being a usage error (exit status 2) as for any option."""
-    try:
-        return params_from(cls, kwargs)
-    except click.ClickException as err:
-        raise click.UsageError(err.message) from None
 
 
 # --- phases ----------------------------------------------------------------------------------
@@ -86,7 +78,7 @@ def phases_command(
     """Phases and transitions of each instance's geometry over training, with loss drops."""
     from toyanalysis.phase_changes import phase_document, phase_events, phase_text, phases
 
-    params = usage_params(PhaseParams, options)
+    params = params_from(PhaseParams, options)
     ds = open_checked(store)
     estimates = _saved_llc(store) if with_llc else None
     result = phases(ds, params, instances=list(instances) or None, llc=estimates)
@@ -152,7 +144,7 @@ def phase_diagram_command(
         phase_diagram,
     )
 
-    params = usage_params(DiagramParams, options)
+    params = params_from(DiagramParams, options)
     try:
         result = phase_diagram(
             open_checked(store), params, axes=list(axes) or None, feature=feature, step=step
