@@ -426,7 +426,14 @@ def test_result_dataset_layout():
     ds = store_like()
     result = classify(ds)
     # one configuration slot per feature (at most that many components), padded
-    assert dict(result.sizes) == {"step": 3, "instance": 2, "feature": 6, "config": 6, "pair": 2}
+    assert dict(result.sizes) == {
+        "step": 3,
+        "instance": 2,
+        "feature": 6,
+        "config": 6,
+        "pair": 2,
+        "ratio": 2,
+    }
     sif = ("step", "instance", "feature")
     for name in ("kind", "component", "norm", "dimensionality", "interference"):
         assert result[name].dims == sif, name

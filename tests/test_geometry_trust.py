@@ -18,7 +18,9 @@ def at_angles(*degrees: float) -> np.ndarray:
 
 
 def only(result, name):
-    return result[name].values.reshape(-1, *result[name].shape[3:])[0]
+    """Of a single-checkpoint result: per feature, or the first configuration slot."""
+    values = result[name].values[0, 0]
+    return values[0] if name.startswith("config_") else values
 
 
 def test_a_hexagon_with_a_twin_pair_is_not_a_hexagon():
@@ -87,3 +89,43 @@ def test_angle_error_and_worst_pair_are_in_records_and_frames():
     assert by_kind["dedicated"]["worst_pair"] is None
     frame = to_frame(result)
     assert frame["angle_error"].isna().tolist() == [False] * 4 + [True]
+
+
+def test_dedicated_counts_interference_from_features_below_the_norm_threshold():
+    # feature 1 (norm 0.45, unlearned) lies along feature 0: D_0 = 1 / (1 + 0.45^2) = 0.83
+    W = np.array([[1.0, 0.45, 0.0], [0.0, 0.0, 1.0]])
+    result = classify(W)
+    assert str(result["summary"].item()) == "1 dedicated + 1 other(1 in 1) + 1 unlearned"
+    assert only(result, "kind").tolist() == ["other", "unlearned", "dedicated"]
+    assert str(classify(W, dedicated_min_dimensionality=0.8)["summary"].item()) == (
+        "2 dedicated + 1 unlearned"
+    )
+    # uniform-small at density 1: a 'dedicated' feature with D_i = 0.26 is not dedicated
+    W = np.array([[1.0, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4]])
+    result = classify(W)
+    assert float(only(result, "dimensionality")[0]) < 0.4
+    assert only(result, "kind")[0] == "other"
+
+
+def test_each_feature_has_its_nearest_fraction_and_whether_its_configuration_agrees():
+    W = testing.tegum("pentagon", "digon", "dedicated", dead=1)
+    result = classify(W)
+    fraction = only(result, "fraction").tolist()
+    assert fraction == [[2, 5]] * 5 + [[1, 2]] * 2 + [[1, 1], [0, 0]]
+    assert only(result, "agrees").tolist() == [True] * 8 + [False]
+    record = to_records(result)[0]
+    assert [f["fraction"] for f in record["features"]][4:] == ["2/5", "1/2", "1/2", "1/1", None]
+    frame = to_frame(result)
+    assert frame["fraction"].tolist()[-2:] == ["1/1", ""]
+    assert frame["agrees"].tolist() == [True] * 8 + [False]
+
+
+def test_a_configuration_whose_dimensionality_disagrees_is_flagged():
+    # a pentagon with uneven norms: named pentagon, but D_i of the short feature is far from 2/5
+    a = np.radians([0, 72, 144, 216, 288])
+    W = np.stack([np.cos(a), np.sin(a)]) * np.array([0.6, 1, 1, 1, 1])
+    result = classify(W)
+    assert str(result["summary"].item()) == "pentagon"
+    D = only(result, "dimensionality")
+    agrees = only(result, "agrees")
+    assert not agrees[0] and D[0] < 0.3

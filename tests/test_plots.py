@@ -311,14 +311,17 @@ def test_overlap_graph_uses_the_classify_params():
 
     # two unit directions at overlap -0.8: one component at overlap_tol 0.15, two at 0.95
     ds = testing.as_dataset(np.array([[1.0, -0.8], [0.0, 0.6]]))
-    strict = PlotParams(classify=ClassifyParams(overlap_tol=0.95))
+    # (each then has D_i = 0.61: not dedicated unless that rule is relaxed too, issue 11)
+    strict = PlotParams(classify=ClassifyParams(overlap_tol=0.95, dedicated_min_dimensionality=0))
 
     def title(view):
         return view.opts.get().kwargs["title"]
 
     assert title(plots.overlap_graph(ds)) == "instance 0: other(2 in 2)"
     assert title(plots.overlap_graph(ds, strict)) == "instance 0: 2 dedicated"
-    assert title(plots.overlap_graph(ds, overlap_tol=0.95)) == "instance 0: 2 dedicated"
+    relaxed = {"overlap_tol": 0.95, "dedicated_min_dimensionality": 0}
+    assert title(plots.overlap_graph(ds, **relaxed)) == "instance 0: 2 dedicated"
+    assert title(plots.overlap_graph(ds, overlap_tol=0.95)) == "instance 0: 2 other(1 in 1)"
     # the edges drawn follow the same threshold
     edges = [e for e in plots.overlap_graph(ds, strict) if type(e).__name__ == "Segments"]
     assert sum(len(e) for e in edges) == 0

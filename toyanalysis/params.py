@@ -323,6 +323,22 @@ class ClassifyParams(Params):
         high=1.0,
         high_open=False,
     )
+    dedicated_min_dimensionality: float = option(
+        0.85,
+        float,
+        "A lone feature is dedicated only when its D_i (over all features) is at least this.",
+        low=0.0,
+        high=1.0,
+        high_open=False,
+    )
+    dimensionality_tol: float = option(
+        0.05,
+        float,
+        "A feature's D_i names the nearest shape fraction d/k only within this distance.",
+        low=0.0,
+        high=1.0,
+        high_open=False,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,12 +16,13 @@ configurations. Each call keeps its own caches, so calls share no state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from jaxtyping import Float, Int, Shaped
+from jaxtyping import Bool, Float, Int, Shaped
 
 from toyanalysis._checks import shape_checked
 from toyanalysis.geometry._components import components_batched, unique_rows
@@ -34,6 +35,7 @@ __all__ = [
     "INVALID_SUMMARY",
     "Vocabulary",
     "classify_kernel",
+    "shape_fractions",
     "work_dtype",
     "working_bytes",
 ]
@@ -73,6 +75,25 @@ class Vocabulary:
         return len(self.shapes) + 3
 
 
+def shape_fractions(shapes: ShapeRegistry) -> list[tuple[int, int]]:
+    """The distinct ``d/k`` of the registered shapes, in lowest terms, as ``(d, k)``."""
+    out = {
+        (
+            s.n_dims // math.gcd(s.n_dims, s.n_features),
+            s.n_features // math.gcd(s.n_dims, s.n_features),
+        )
+        for s in shapes
+    }
+    return sorted(out, key=lambda f: -f[0] / f[1])
+
+
+def _dimensionality(G: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """``D_i = ‖W_i‖² / Σ_j (Ŵ_i·W_j)²`` over all features, learned or not; 0 for a zero feature."""
+    squared = norms.astype(G.dtype) ** 2
+    total = np.einsum("bij,bj->bi", G * G, squared)
+    return np.divide(squared, total, out=np.zeros_like(total), where=total > 0)
+
+
 @dataclass
 class _Match:
     """The best template of ``N`` components: code, fit, worst angle error (°) and its pair."""
@@ -106,6 +127,8 @@ class _Block:
     config_fit: np.ndarray  # (B, C)
     config_angle_error: np.ndarray  # (B, C) degrees
     config_worst_pair: np.ndarray  # (B, C, 2) feature indices, -1 none
+    fraction: np.ndarray  # (B, n, 2) nearest (d, k), 0 none
+    agrees: np.ndarray  # (B, n) bool
     summary: np.ndarray  # (B,) object (str)
 
 
@@ -119,6 +142,7 @@ class _Classifier:
         self._pattern_bytes = 0
         self._summaries: dict[bytes, str] = {}
         self._other_terms: dict[tuple[int, int], int] = {}
+        self.fractions = shape_fractions(shapes)
 
     def _labels(self, adjacency: np.ndarray, represented: np.ndarray) -> np.ndarray:
         """Component labels, computed once per distinct (represented, adjacency) pattern."""
@@ -157,7 +181,8 @@ class _Classifier:
         adjacency[:, diag, diag] = False
         labels = self._labels(adjacency, represented)
         del adjacency
-        sizes, config_kind, config_dims, matches = self._configurations(G, units, labels)
+        D = _dimensionality(G, norms)
+        sizes, config_kind, config_dims, matches = self._configurations(G, units, labels, D)
         C = sizes.shape[1]
         feature_kind = np.where(
             labels >= 0,
@@ -167,6 +192,7 @@ class _Classifier:
             self.vocab.unlearned,
         )
         summary = self._summaries_for(config_kind, sizes, config_dims, n - represented.sum(axis=1))
+        fraction, agrees = self._evidence(D, labels, sizes, config_dims)
         return _Block(
             labels,
             feature_kind,
@@ -176,11 +202,37 @@ class _Classifier:
             matches.fit,
             matches.error,
             np.stack([matches.pair_a, matches.pair_b], axis=-1),
+            fraction,
+            agrees,
             summary,
         )
 
+    def _evidence(
+        self, D: np.ndarray, labels: np.ndarray, sizes: np.ndarray, dims: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each feature's nearest registered fraction ``(d, k)`` (0, 0: none within
+        ``dimensionality_tol``) and whether its configuration's ``d/k`` is that value."""
+        B, n = labels.shape
+        fraction = np.zeros((B, n, 2), dtype=np.int64)
+        agrees = np.zeros((B, n), dtype=bool)
+        if not self.fractions:
+            return fraction, agrees
+        table = np.array(self.fractions, dtype=np.int64)
+        values = table[:, 0] / table[:, 1]
+        distance = np.abs(D[..., None] - values)
+        nearest = distance.argmin(axis=-1)
+        close = np.take_along_axis(distance, nearest[..., None], axis=-1)[..., 0]
+        close = close <= self.params.dimensionality_tol
+        fraction[close] = table[nearest[close]]
+        if sizes.shape[1]:
+            index = np.maximum(labels, 0)
+            k = np.take_along_axis(sizes, index, axis=1)
+            d = np.take_along_axis(dims, index, axis=1)
+            agrees = close & (labels >= 0) & (d * fraction[..., 1] == k * fraction[..., 0])
+        return fraction, agrees
+
     def _configurations(
-        self, G: np.ndarray, units: np.ndarray, labels: np.ndarray
+        self, G: np.ndarray, units: np.ndarray, labels: np.ndarray, D: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Match]:
         """Size, kind code, rank and template match of each component, ``(B, C)`` each."""
         B, n = labels.shape
@@ -203,6 +255,9 @@ class _Classifier:
             b, c = np.nonzero(sizes == k)
             members = order[b[:, None], starts[b, c][:, None] + np.arange(k)]
             dims, match = self._match(G, units, b, members, by_size.get(k, []))
+            if k == 1:  # a dimension of its own only when nothing else, learned or not, is in it
+                alone = D[b, members[:, 0]] >= self.params.dedicated_min_dimensionality
+                match.kind[~alone] = self.vocab.other
             config_kind[b, c] = match.kind
             config_dims[b, c] = dims
             at = grid[b, c]
@@ -371,6 +426,8 @@ class _Outputs:
     config_fit: np.ndarray
     config_angle_error: np.ndarray
     config_worst_pair: np.ndarray
+    fraction: np.ndarray
+    agrees: np.ndarray
     summary: np.ndarray
 
     @classmethod
@@ -384,6 +441,8 @@ class _Outputs:
             config_fit=np.full((B, n), np.nan, dtype=dtype),
             config_angle_error=np.full((B, n), np.nan, dtype=dtype),
             config_worst_pair=np.full((B, n, 2), -1, dtype=np.int32),
+            fraction=np.zeros((B, n, 2), dtype=np.int32),
+            agrees=np.zeros((B, n), dtype=bool),
             summary=np.empty(B, dtype=object),
         )
 
@@ -398,6 +457,8 @@ class _Outputs:
         self.config_fit[rows, :C] = block.config_fit
         self.config_angle_error[rows, :C] = block.config_angle_error
         self.config_worst_pair[rows, :C] = block.config_worst_pair
+        self.fraction[rows] = block.fraction
+        self.agrees[rows] = block.agrees
         self.summary[rows] = block.summary
 
 
@@ -411,6 +472,8 @@ def _mark_invalid(block: _Block, bad: np.ndarray, vocab: Vocabulary) -> None:
     block.config_fit[bad] = np.nan
     block.config_angle_error[bad] = np.nan
     block.config_worst_pair[bad] = -1
+    block.fraction[bad] = 0
+    block.agrees[bad] = False
     block.summary[bad] = INVALID_SUMMARY
 
 
@@ -439,11 +502,15 @@ def classify_kernel(
     Float[np.ndarray, "*batch feature"],
     Float[np.ndarray, "*batch feature"],
     Int[np.ndarray, "*batch feature pair"],
+    Int[np.ndarray, "*batch feature pair"],
+    Bool[np.ndarray, "*batch feature"],
     Shaped[np.ndarray, "*batch"],
 ]:
     """Classify every checkpoint of ``W``: kind, component, and per configuration slot
     kind, n_features, n_dims, fit, worst angle error (degrees) and the pair
-    of features it is at (``(..., feature, 2)``, -1 when none), then the summary (see the module docstring).
+    of features it is at (``(..., feature, 2)``, -1 when none), each feature's
+    nearest fraction ``(d, k)`` (``(..., feature, 2)``, 0 when none) and whether
+    its configuration agrees with it, then the summary (see the module docstring).
 
     The checkpoints are classified in sub-blocks whose working set stays
     within ``block_bytes``, sharing the caches of adjacency patterns and
@@ -452,7 +519,7 @@ def classify_kernel(
     >>> from toyanalysis import testing
     >>> from toyanalysis.geometry import BUILTIN_SHAPES
     >>> out = classify_kernel(testing.tegum("digon", dead=1), ClassifyParams(), BUILTIN_SHAPES)
-    >>> out[0].tolist(), out[2].tolist(), str(out[8])
+    >>> out[0].tolist(), out[2].tolist(), str(out[10])
     (['digon', 'digon', 'unlearned'], ['digon', '', ''], '1 digon + 1 unlearned')
     """
     batch, (m, n) = W.shape[:-2], W.shape[-2:]
@@ -476,5 +543,7 @@ def classify_kernel(
         out.config_fit.reshape(*batch, n),
         out.config_angle_error.reshape(*batch, n),
         out.config_worst_pair.reshape(*batch, n, 2),
+        out.fraction.reshape(*batch, n, 2),
+        out.agrees.reshape(*batch, n),
         out.summary.reshape(batch),
     )

@@ -53,10 +53,12 @@ _GEOMETRY = (
     "config_fit",
     "config_angle_error",
     "config_worst_pair",
+    "fraction",
+    "agrees",
     "summary",
 )
 _MEASURES = ("norm", "dimensionality", "interference", "dimensions_per_feature")
-_ORDER = ("kind", "component", *_MEASURES, "summary", *_GEOMETRY[2:8])
+_ORDER = ("kind", "component", *_MEASURES, "fraction", "agrees", "summary", *_GEOMETRY[2:8])
 
 
 def _split(sizes: tuple[int, ...], steps: int) -> tuple[int, ...]:
@@ -111,13 +113,16 @@ def _geometry(
         W,
         kwargs={"params": params, "shapes": shapes, "block_bytes": block_bytes},
         input_core_dims=[["hidden", "feature"]],
-        output_core_dims=[["feature"], ["feature"], *[["config"]] * 5, ["config", "pair"], []],
+        output_core_dims=[
+            *(["feature"], ["feature"], *[["config"]] * 5, ["config", "pair"]),
+            *(["feature", "ratio"], ["feature"], []),
+        ],
         dask="parallelized",
         output_dtypes=[
             *(names.dtype, np.int32, names.dtype, np.int32, np.int32),
-            *(fit, fit, np.int32, object),
+            *(fit, fit, np.int32, np.int32, bool, object),
         ],
-        dask_gufunc_kwargs={"output_sizes": {"config": W.sizes["feature"], "pair": 2}},
+        dask_gufunc_kwargs={"output_sizes": {"config": W.sizes["feature"], "pair": 2, "ratio": 2}},
     )
     return xr.Dataset(dict(zip(_GEOMETRY, out, strict=True)))
 
@@ -130,6 +135,8 @@ def _attrs(ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry) -> dic
         "min_fit": params.min_fit,
         "max_angle_error": params.max_angle_error,
         "parallel_cos": params.parallel_cos,
+        "dedicated_min_dimensionality": params.dedicated_min_dimensionality,
+        "dimensionality_tol": params.dimensionality_tol,
         "matrix": "W",
         "model": str(ds.attrs.get("model", "relu_output")),
         "sweep": [str(s) for s in ds.attrs.get("sweep", [])],
@@ -214,7 +221,10 @@ def classify(
     per checkpoint; ``config_kind``, ``config_n_features``, ``config_n_dims``,
     ``config_fit``, ``config_angle_error`` (the worst pairwise angle error in
     degrees against the best template) and ``config_worst_pair`` (the two
-    features it is at, dim ``pair``; -1 when none) per configuration slot (``config`` has one slot per feature;
+    features it is at, dim ``pair``; -1 when none) per configuration slot;
+    ``fraction`` (each feature's nearest shape fraction as ``(d, k)`` along
+    ``ratio``, 0 0 when none within ``dimensionality_tol``) and ``agrees`` (its
+    configuration's ``d/k`` is that fraction) (``config`` has one slot per feature;
     slots past the checkpoint's components are padded with ``""``, 0, 0, NaN;
     components are ordered by decreasing size, then smallest feature); the
     input's step, instance and feature coordinates, ``loss`` when the store

@@ -75,7 +75,7 @@ def to_frame(result: xr.Dataset) -> pd.DataFrame:
     (sweep labels, ``seed``), the per-feature coordinates (``density``,
     ``importance``), ``kind``, ``component``, ``n_features``, ``n_dims``,
     ``fit`` and ``angle_error`` of the feature's configuration, ``norm``, ``dimensionality``,
-    ``interference``, ``dimensions_per_feature``, ``summary`` and ``loss``
+    ``interference``, ``fraction`` (``"d/k"`` or empty), ``agrees``, ``dimensions_per_feature``, ``summary`` and ``loss``
     (when present).
 
     >>> from toyanalysis import testing
@@ -106,6 +106,10 @@ def to_frame(result: xr.Dataset) -> pd.DataFrame:
         columns["angle_error"] = config["config_angle_error"].reshape(-1)
     for name in ("norm", "dimensionality", "interference"):
         columns[name] = _sif(result, name)
+    if "fraction" in result.data_vars:
+        fraction = result["fraction"].transpose("step", "instance", "feature", "ratio").values
+        columns["fraction"] = fraction_text(fraction).reshape(-1)
+        columns["agrees"] = _sif(result, "agrees")
     columns["dimensions_per_feature"] = np.repeat(_si(result, "dimensions_per_feature"), n)
     summary = pd.Categorical(_si(result, "summary").astype(str))
     columns["summary"] = pd.Categorical.from_codes(np.repeat(summary.codes, n), summary.categories)
@@ -150,6 +154,21 @@ def _configurations(
     ]
 
 
+def _evidence(r: dict[str, np.ndarray], s: int, i: int, f: int) -> dict[str, Any]:
+    """``fraction`` (``"d/k"`` or null) and ``agrees`` of one feature."""
+    if "fraction" not in r:
+        return {}
+    d, k = r["fraction"][s, i, f].tolist()
+    return {"fraction": f"{d}/{k}" if k else None, "agrees": bool(r["agrees"][s, i, f])}
+
+
+def fraction_text(fraction: np.ndarray) -> np.ndarray:
+    """``"d/k"`` (or ``""`` for none) of ``(..., 2)`` fractions."""
+    d, k = fraction[..., 0], fraction[..., 1]
+    text = np.char.add(np.char.add(d.astype(str), "/"), k.astype(str))
+    return np.where(k > 0, text, "")
+
+
 def _features(
     r: dict[str, np.ndarray],
     s: int,
@@ -167,6 +186,7 @@ def _features(
             "norm": json_number(r["norm"][s, i, f]),
             "dimensionality": json_number(r["dimensionality"][s, i, f]),
             "interference": json_number(r["interference"][s, i, f]),
+            **_evidence(r, s, i, f),
         }
         for name, values in per_feature.items():
             entry[name] = json_scalar(values[i, f])
@@ -181,8 +201,8 @@ def to_records(result: xr.Dataset) -> list[dict[str, Any]]:
     labels, seed, ...), ``summary``, ``dimensions_per_feature``, ``loss``
     (when present), ``configurations`` (each: ``kind``, ``features``,
     ``n_features``, ``n_dims``, ``fit``, ``angle_error``, ``worst_pair``) and ``features`` (each: ``feature``,
-    ``norm``, ``dimensionality``, ``interference``, ``kind``,
-    ``configuration`` (index into ``configurations`` or null), plus
+    ``norm``, ``dimensionality``, ``interference``, ``fraction``,
+    ``agrees``, ``kind``, ``configuration`` (index into ``configurations`` or null), plus
     ``density``/``importance`` when known). Non-finite numbers become null.
     The schema is in ``docs/classify.md``.
 
