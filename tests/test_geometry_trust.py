@@ -129,3 +129,48 @@ def test_a_configuration_whose_dimensionality_disagrees_is_flagged():
     D = only(result, "dimensionality")
     agrees = only(result, "agrees")
     assert not agrees[0] and D[0] < 0.3
+
+
+def with_bias(W: np.ndarray, b, model: str = "relu_output", **more) -> object:
+    ds = testing.as_dataset(W)
+    ds["b"] = (("step", "instance", "feature"), np.asarray(b, dtype=np.float32)[None, None])
+    for name, (dims, values) in more.items():
+        ds[name] = (dims, values)
+    ds.attrs["model"] = model
+    return ds
+
+
+def test_bias_dead_features_are_unlearned_whatever_their_norm():
+    # a Chen-et-al.-style run: a pentagon plus 3 features of norm 0.9 whose bias holds them at 0
+    a = np.radians([10, 100, 200])
+    W = np.concatenate([testing.polytope("pentagon"), 0.9 * np.stack([np.cos(a), np.sin(a)])], 1)
+    b = [0.0] * 5 + [-100.0] * 3
+    result = classify(with_bias(W, b))
+    assert str(result["summary"].item()) == "1 pentagon + 3 unlearned"
+    assert result.attrs["represented"].startswith("norm and bias (relu_output")
+    # b_i + sum_j max(0, (W^T W)_ij) is the largest pre-activation: just above 0, it can fire
+    M = W.T @ W
+    edge = -np.clip(M, 0, None).sum(axis=1)
+    assert (
+        classify(with_bias(W, edge + 1e-3))["kind"].values.ravel().tolist().count("unlearned") == 0
+    )
+    assert set(classify(with_bias(W, edge - 1e-3))["kind"].values.ravel()) == {"unlearned"}
+
+
+def test_without_b_the_norm_rule_alone_is_used_and_said():
+    result = classify(testing.as_dataset(testing.polytope("pentagon")))
+    assert result.attrs["represented"] == "norm only (the store has no b)"
+    linear = with_bias(testing.polytope("digon"), [-100.0, -100.0], model="linear")
+    result = classify(linear)
+    assert str(result["summary"].item()) == "digon"
+    assert result.attrs["represented"].startswith("norm only (linear")
+
+
+def test_bias_rule_for_abs_uses_signed_inputs_and_w_out():
+    W = np.array([[-1.0, 0.0], [0.0, 1.0]])  # h_0 = ReLU(-x_0): up to 1 only for signed inputs
+    W_out = np.array([[1.0, 0.0], [0.0, 0.0]])  # feature 1 reads nothing: ReLU(b_1)
+    dims = ("step", "instance", "feature", "hidden")
+    ds = with_bias(W, [-0.9, -0.1], model="abs", W_out=(dims, W_out[None, None]))
+    assert classify(ds)["kind"].values.ravel().tolist() == ["dedicated", "unlearned"]
+    ds = with_bias(W, [-1.1, -0.1], model="abs", W_out=(dims, W_out[None, None]))
+    assert classify(ds)["kind"].values.ravel().tolist() == ["unlearned", "unlearned"]

@@ -166,14 +166,15 @@ class _Classifier:
         table = np.stack([self._patterns[key] for key in raw])
         return table[inverse]
 
-    def classify(self, W: np.ndarray) -> _Block:
-        """``W`` is ``(B, hidden, feature)``, float32 or float64, with finite entries."""
+    def classify(self, W: np.ndarray, alive: np.ndarray) -> _Block:
+        """``W`` is ``(B, hidden, feature)``, float32 or float64, with finite entries;
+        ``alive`` ``(B, feature)`` says which features' outputs can be non-zero."""
         p = self.params
         n = W.shape[-1]
         norms = feature_norms(W)
         units = unit_directions(W, norms)
         G = matmul_tn(units, units)
-        represented = norms > p.norm_threshold
+        represented = (norms > p.norm_threshold) & alive
         adjacency = np.abs(G) > p.overlap_tol
         adjacency &= represented[:, :, None]
         adjacency &= represented[:, None, :]
@@ -446,6 +447,23 @@ class _Outputs:
             summary=np.empty(B, dtype=object),
         )
 
+    def shaped(self, batch: tuple[int, ...], names: np.ndarray) -> Any:
+        """The outputs in the kernel's order, codes as names, shaped ``(*batch, ...)``."""
+        n = self.kind.shape[1]
+        return (
+            names[self.kind].reshape(*batch, n),
+            self.component.reshape(*batch, n),
+            names[self.config_kind].reshape(*batch, n),
+            self.config_n_features.reshape(*batch, n),
+            self.config_n_dims.reshape(*batch, n),
+            self.config_fit.reshape(*batch, n),
+            self.config_angle_error.reshape(*batch, n),
+            self.config_worst_pair.reshape(*batch, n, 2),
+            self.fraction.reshape(*batch, n, 2),
+            self.agrees.reshape(*batch, n),
+            self.summary.reshape(batch),
+        )
+
     def fill(self, start: int, block: _Block) -> None:
         rows = slice(start, start + block.kind.shape[0])
         C = block.config_kind.shape[1]
@@ -477,12 +495,12 @@ def _mark_invalid(block: _Block, bad: np.ndarray, vocab: Vocabulary) -> None:
     block.summary[bad] = INVALID_SUMMARY
 
 
-def _classify_block(classifier: _Classifier, W: np.ndarray) -> _Block:
+def _classify_block(classifier: _Classifier, W: np.ndarray, alive: np.ndarray) -> _Block:
     """One sub-block, non-finite checkpoints marked invalid."""
     finite = np.isfinite(W).all(axis=(1, 2))
     if finite.all():
-        return classifier.classify(W)
-    block = classifier.classify(np.where(finite[:, None, None], W, 0))
+        return classifier.classify(W, alive)
+    block = classifier.classify(np.where(finite[:, None, None], W, 0), alive)
     _mark_invalid(block, ~finite, classifier.vocab)
     return block
 
@@ -493,6 +511,7 @@ def classify_kernel(
     params: ClassifyParams,
     shapes: ShapeRegistry,
     block_bytes: int = BLOCK_BYTES,
+    alive: Bool[np.ndarray, "*batch feature"] | None = None,
 ) -> tuple[
     Shaped[np.ndarray, "*batch feature"],
     Int[np.ndarray, "*batch feature"],
@@ -512,9 +531,9 @@ def classify_kernel(
     nearest fraction ``(d, k)`` (``(..., feature, 2)``, 0 when none) and whether
     its configuration agrees with it, then the summary (see the module docstring).
 
-    The checkpoints are classified in sub-blocks whose working set stays
-    within ``block_bytes``, sharing the caches of adjacency patterns and
-    summaries, so memory is bounded whatever the size of ``W``.
+    Sub-blocks keep the working set within ``block_bytes`` and share the
+    caches of adjacency patterns and summaries, so memory is bounded whatever the size of ``W``. Features not
+    ``alive`` (default: all are; the bias rule) are ``unlearned``.
 
     >>> from toyanalysis import testing
     >>> from toyanalysis.geometry import BUILTIN_SHAPES
@@ -526,24 +545,11 @@ def classify_kernel(
     dtype = work_dtype(W.dtype)
     B = int(np.prod(batch))
     flat: np.ndarray = np.asarray(W).reshape(B, m, n)
+    able = np.ones((B, n), dtype=bool) if alive is None else np.asarray(alive).reshape(B, n)
     classifier = _Classifier(params, shapes)
-    vocab = classifier.vocab
-    out = _Outputs.empty(B, n, vocab, dtype)
+    out = _Outputs.empty(B, n, classifier.vocab, dtype)
     rows = max(1, block_bytes // working_bytes(m, n, np.dtype(dtype).itemsize))
     for start in range(0, B, rows):
         block: np.ndarray = np.asarray(flat[start : start + rows], dtype=dtype)
-        out.fill(start, _classify_block(classifier, block))
-    names = vocab.names
-    return (
-        names[out.kind].reshape(*batch, n),
-        out.component.reshape(*batch, n),
-        names[out.config_kind].reshape(*batch, n),
-        out.config_n_features.reshape(*batch, n),
-        out.config_n_dims.reshape(*batch, n),
-        out.config_fit.reshape(*batch, n),
-        out.config_angle_error.reshape(*batch, n),
-        out.config_worst_pair.reshape(*batch, n, 2),
-        out.fraction.reshape(*batch, n, 2),
-        out.agrees.reshape(*batch, n),
-        out.summary.reshape(batch),
-    )
+        out.fill(start, _classify_block(classifier, block, able[start : start + rows]))
+    return out.shaped(batch, classifier.vocab.names)

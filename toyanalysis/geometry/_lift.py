@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TASK_BYTES",
+    "bias_rule",
     "chunk_sizes",
     "classify",
     "concat_blocks",
@@ -101,18 +102,59 @@ def _weights(ds: xr.Dataset, block: tuple[Any, int], lazy: bool) -> xr.DataArray
     return W
 
 
+def _kernel_alive(W: np.ndarray, alive: np.ndarray, **kwargs: Any) -> tuple[np.ndarray, ...]:
+    return classify_kernel(W, alive=alive, **kwargs)
+
+
+def bias_rule(ds: xr.Dataset, W: xr.DataArray) -> tuple[xr.DataArray | None, str]:
+    """Which features' outputs can be non-zero for inputs in the data's range, and the rule.
+
+    With an output ReLU, feature ``i``'s output is ``ReLU(b_i + (M h)_i)``: it can
+    fire only when the largest value of ``b_i + (M h)_i`` over the inputs is
+    positive. ``relu_output`` (``x`` in [0, 1]): ``b_i + Σ_j max(0, (WᵀW)_ij)``,
+    exact. ``hidden_relu`` and ``abs``: ``h_k = ReLU(W x)_k`` is at most
+    ``Σ_j max(0, W_kj)`` (``Σ_j |W_kj|`` for the signed inputs of ``abs``), so
+    ``b_i + Σ_k max(0, Out_ik) · max h_k`` bounds it (``Out`` is ``Wᵀ``, or
+    ``W_out``). ``linear`` has no output ReLU: the norm rule alone.
+    """
+    from toyanalysis.models import FAMILIES
+
+    model = FAMILIES.get(str(ds.attrs.get("model", "relu_output")), FAMILIES["relu_output"])
+    if not model.output_relu:
+        return None, f"norm only ({model.name} has no output ReLU)"
+    if "b" not in ds.data_vars:
+        return None, "norm only (the store has no b)"
+    b = ds["b"].transpose("step", "instance", "feature").astype(W.dtype)
+    if model.hidden_relu:
+        reach = abs(W) if model.signed_inputs else W.clip(min=0)
+        h_max = reach.sum("feature")
+        out = W if model.tied else ds["W_out"].astype(W.dtype)
+        bound = b + (out.clip(min=0) * h_max).sum("hidden")
+        rule = f"norm and bias ({model.name}: b_i + Σ_k max(0, Out_ik) max_x ReLU(Wx)_k > 0)"
+    else:
+        M = (W * W.rename(feature="other")).sum("hidden")
+        bound = b + (abs(M) if model.signed_inputs else M.clip(min=0)).sum("other")
+        rule = f"norm and bias ({model.name}: b_i + Σ_j max(0, (WᵀW)_ij) > 0)"
+    return (bound > 0).transpose("step", "instance", "feature"), rule
+
+
 def _geometry(
-    W: xr.DataArray, params: ClassifyParams, shapes: ShapeRegistry, block_bytes: int
+    W: xr.DataArray,
+    alive: xr.DataArray,
+    params: ClassifyParams,
+    shapes: ShapeRegistry,
+    block_bytes: int,
 ) -> xr.Dataset:
     import xarray as xr
 
     names = Vocabulary(tuple(shapes)).names
     fit = W.dtype
     out = xr.apply_ufunc(
-        classify_kernel,
+        _kernel_alive,
         W,
+        alive,
         kwargs={"params": params, "shapes": shapes, "block_bytes": block_bytes},
-        input_core_dims=[["hidden", "feature"]],
+        input_core_dims=[["hidden", "feature"], ["feature"]],
         output_core_dims=[
             *(["feature"], ["feature"], *[["config"]] * 5, ["config", "pair"]),
             *(["feature", "ratio"], ["feature"], []),
@@ -158,7 +200,12 @@ def _lazy_result(
     import xarray as xr
 
     W = _weights(ds, block, lazy)
-    geometry = _geometry(W, params, shapes, block_bytes)
+    alive, rule = bias_rule(ds, W)
+    if alive is None:
+        alive = xr.ones_like(W.isel(hidden=0, drop=True), dtype=bool)
+    if lazy:
+        alive = alive.chunk({"step": block[0], "instance": block[1], "feature": -1})
+    geometry = _geometry(W, alive, params, shapes, block_bytes)
     finite = xr.apply_ufunc(np.isfinite, W, dask="allowed").all(["hidden", "feature"])
     measured = measures(W).where(finite)
     result = xr.merge([geometry, measured], compat="override", join="override")
@@ -173,6 +220,7 @@ def _lazy_result(
     coords.update(config=np.arange(ds.sizes["feature"]), **carried_coords(ds))
     result = result.assign_coords(coords)
     result.attrs = _attrs(ds, params, shapes)
+    result.attrs["represented"] = rule
     return result
 
 
