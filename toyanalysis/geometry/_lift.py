@@ -117,6 +117,8 @@ def bias_rule(ds: xr.Dataset, W: xr.DataArray) -> tuple[xr.DataArray | None, str
     ``b_i + Σ_k max(0, Out_ik) · max h_k`` bounds it (``Out`` is ``Wᵀ``, or
     ``W_out``). ``linear`` has no output ReLU: the norm rule alone.
     """
+    import xarray as xr
+
     from toyanalysis.models import FAMILIES
 
     model = FAMILIES.get(str(ds.attrs.get("model", "relu_output")), FAMILIES["relu_output"])
@@ -132,7 +134,7 @@ def bias_rule(ds: xr.Dataset, W: xr.DataArray) -> tuple[xr.DataArray | None, str
         bound = b + (out.clip(min=0) * h_max).sum("hidden")
         rule = f"norm and bias ({model.name}: b_i + Σ_k max(0, Out_ik) max_x ReLU(Wx)_k > 0)"
     else:
-        M = (W * W.rename(feature="other")).sum("hidden")
+        M = xr.dot(W, W.rename(feature="other"), dim="hidden")  # a matmul, not a broadcast
         bound = b + (abs(M) if model.signed_inputs else M.clip(min=0)).sum("other")
         rule = f"norm and bias ({model.name}: b_i + Σ_j max(0, (WᵀW)_ij) > 0)"
     return (bound > 0).transpose("step", "instance", "feature"), rule
