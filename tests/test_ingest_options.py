@@ -119,3 +119,22 @@ def test_a_config_that_does_not_fit_is_refused(tmp_path, notebook):
         ingest([notebook], tmp_path / "run.zarr", config=few, model="linear")
     ds = quiet(notebook, tmp_path / "run.zarr", config=few, model=None, importance=None)
     np.testing.assert_allclose(ds["density"].values[:, 0], [1.0, 0.5, 0.1])
+
+
+def test_llc_works_on_an_ingested_store_with_a_config(tmp_path):
+    """The same chains as on the trained store: the config attached makes the loss the model's own."""
+    import warnings
+
+    import toyanalysis as ta
+    from toyanalysis.errors import LLCWarning
+
+    config, trained, folder = _exported_intro(tmp_path)
+    ds = quiet(folder, tmp_path / "run.zarr", config=config, model=None, importance=None)
+    small = {"chains": 2, "burn_in": 5, "draws": 10}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LLCWarning)  # 10 draws are too few to be reliable
+        got = ta.llc(ds, steps="last", **small)
+        want = ta.llc(trained, steps="last", **small)
+    np.testing.assert_allclose(got["loss_trace"].values, want["loss_trace"].values, rtol=1e-6)
+    np.testing.assert_allclose(got["reference_loss"].values, want["reference_loss"].values)
+    assert np.isfinite(got["reference_loss"].values).all()
