@@ -260,12 +260,20 @@ def test_commands_on_a_trained_preset(cli, tmp_path):
     path = tmp_path / "abs.zarr"
     train(preset("abs-small").override(steps=3000, record="every:500", seeds=2), path)
     neurons = json.loads(cli("neurons", path, "--format", "json").stdout)
-    assert {row["label"] for row in neurons["neurons"]} == {"monosemantic"}
+    # Issue 12: this run's seed 1 is the broken |x| solution (feature 0 read by two
+    # neurons of the same sign, loss ~0.02); reading only W1, the old code called every
+    # neuron monosemantic. Seed 0 converged to the clean pairs; seed 1 must not pass.
+    by_instance = {inst["instance"]: inst for inst in neurons["instances"]}
+    clean, broken = by_instance[0], by_instance[1]
+    labels = {i: {r["label"] for r in neurons["neurons"] if r["instance"] == i} for i in (0, 1)}
+    assert labels[0] == {"monosemantic"}
     assert all(
-        len(entry["neurons"]) == 2
-        for inst in neurons["instances"]
-        for entry in inst["feature_neurons"]
+        entry["label"] == "pair" and len(entry["neurons"]) == 2
+        for entry in clean["feature_neurons"]
     )
+    feature0 = broken["feature_neurons"][0]
+    assert feature0["label"] != "pair" and feature0["n_positive"] * feature0["n_negative"] == 0
+    assert broken["monosemantic_fraction"] < 1 and broken["clean_fraction"] < 1
     phases = cli("phases", path, "--format", "json", "--eval-loss", "1024")
     assert phases.exit_code == 0, phases.stderr
     assert len(json.loads(phases.stdout)["instances"]) == 2
