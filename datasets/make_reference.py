@@ -1,6 +1,6 @@
 """Rebuild the reference stores in this folder (see README.md).
 
-    python datasets/make_reference.py
+python datasets/make_reference.py
 """
 
 from __future__ import annotations
