@@ -21,7 +21,7 @@ from toyanalysis.params import Option, Params
 
 P = TypeVar("P", bound=Params)
 
-_CLICK_TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
+_CLICK_TYPES: dict[type, click.ParamType] = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
 
 def flag(name: str) -> str:
