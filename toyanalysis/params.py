@@ -211,7 +211,7 @@ class Params:
         """Every leaf parameter: ``(path, default, option)``; nested ones flattened.
 
         >>> [path for path, _, _ in DiagramParams.options()][:2]
-        [('loss_records',), ('eval_loss',)]
+        [('loss_records',), ('loss',)]
         """
         for f in dataclasses.fields(cls):
             if "nested" in f.metadata:

@@ -474,7 +474,7 @@ def diagram_grid(result: xr.Dataset) -> xr.Dataset:
     >>> ds = testing.as_dataset(W, sweep={"x": [1.0, 1.0, 2.0, 2.0], "y": [1.0, 2.0, 1.0, 2.0]})
     >>> grid = diagram_grid(phase_diagram(ds))
     >>> dict(grid.sizes), grid["label"].sel(x=2.0, y=1.0).item()
-    ({'x': 2, 'y': 2}, 'superposed')
+    ({'x': 2, 'y': 2, 'outcome': 3}, 'superposed')
     """
     axes = [str(a) for a in result.attrs["axes"]]
     cells = result[[name for name in CELL_VARS if name in result.data_vars]]
