@@ -341,6 +341,11 @@ class ClassifyParams(Params):
     )
 
 
+#: How phases and diagrams compare models: the expected loss (exact or sampled, see
+#: toyanalysis.evaluation), one of those methods by name, or the stored training loss.
+LOSSES = ("expected", "exact", "sampled", "stored")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PhaseParams(Params):
     """Thresholds of :func:`toyanalysis.phases` (definitions in ``docs/phases.md``)."""
@@ -391,7 +396,7 @@ class PhaseParams(Params):
         str,
         "Which loss: expected (exact or sampled, from the store's config; the stored loss "
         "where it has none), exact, sampled, or stored (the training loss).",
-        choices=("expected", "exact", "sampled", "stored"),
+        choices=LOSSES,
     )
     eval_loss: int | None = option(
         None,
@@ -417,7 +422,7 @@ class DiagramParams(Params):
         str,
         "Rank seeds by: expected (exact or sampled, from the store's config; the stored loss "
         "where it has none), exact, sampled, or stored (the last records' training loss).",
-        choices=("expected", "exact", "sampled", "stored"),
+        choices=LOSSES,
     )
     eval_loss: int | None = option(
         None,

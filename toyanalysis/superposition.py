@@ -235,13 +235,7 @@ def all_measures(
     flat = W.reshape(int(np.prod(batch)), m, n)
     rows = max(1, _CHUNK_BYTES // max(1, 3 * n * n * W.itemsize))
     if flat.shape[0] <= rows:
-        norms, _, total = _gram_parts(W)
-        return (
-            norms,
-            _interference(norms, total),
-            _dimensionality(norms, total),
-            dimensions_per_feature(W),
-        )
+        return _all_measures_block(W)
     parts = [_all_measures_block(flat[i : i + rows]) for i in range(0, flat.shape[0], rows)]
     norm, inter, dims, dstar = (np.concatenate(p) for p in zip(*parts, strict=True))
     return (
