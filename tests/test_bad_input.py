@@ -216,3 +216,13 @@ def test_ingest_huge_step_option_is_one_line(cli, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "--step must be a step number in 0..2**63 - 1" in one_error_line(result)
     assert not (tmp_path / "i.zarr").exists()
+
+
+def test_threads_and_instance_ranges_are_bounded(cli, tmp_path):
+    """--threads 100000 crashed libgomp (a segfault); a reversed range selected nothing."""
+    threads = cli("train", "--preset", "intro", "-o", tmp_path / "t.zarr", "--threads", "100000")
+    assert threads.exit_code == 2 and "--threads" in threads.stderr
+    assert not (tmp_path / "t.zarr").exists()
+    intro = Path(__file__).resolve().parent.parent / "datasets" / "intro.zarr"
+    reversed_range = cli("classify", intro, "--instance", "3-1")
+    assert reversed_range.exit_code == 2 and "0-7" in reversed_range.stderr

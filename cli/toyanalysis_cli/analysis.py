@@ -47,8 +47,10 @@ def _parse_instances(values: tuple[str, ...]) -> list[int] | None:
                 continue
             try:
                 if "-" in part:
-                    low, high = part.split("-", 1)
-                    out.extend(range(int(low), int(high) + 1))
+                    low, high = (int(x) for x in part.split("-", 1))
+                    if high < low:
+                        raise ValueError
+                    out.extend(range(low, high + 1))
                 else:
                     out.append(int(part))
             except ValueError:

@@ -69,10 +69,10 @@ def _parse_set(values: tuple[str, ...]) -> dict[str, object]:
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1024),
     default=1,
     show_default=True,
-    help="torch intra-op threads.",
+    help="torch intra-op threads (at most 1024).",
 )
 @click.option(
     "--device",
