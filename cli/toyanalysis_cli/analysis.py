@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from toyanalysis._minima import MinimaParams
 from toyanalysis.errors import ToyAnalysisError
 from toyanalysis.params import ClassifyParams
 from toyanalysis_cli._common import fail, format_option, output_option, save_result
@@ -80,6 +81,17 @@ def _parse_instances(values: tuple[str, ...]) -> list[int] | None:
 @output_option()
 @params_options(ClassifyParams)
 @click.option(
+    "--best-of",
+    is_flag=True,
+    help="Classify only the best seed (lowest loss) of each sweep cell.",
+)
+@click.option(
+    "--flag-minima",
+    is_flag=True,
+    help="Add a stuck column (and loss_gap): seeds well above their cell's best loss.",
+)
+@params_options(MinimaParams)
+@click.option(
     "--save",
     is_flag=True,
     help="Also write the result into the store (group analysis/classify).",
@@ -91,6 +103,8 @@ def classify(
     fmt: str,
     output: Path | None,
     save: bool,
+    best_of: bool,
+    flag_minima: bool,
     **kwargs: Any,
 ) -> None:
     """Say which geometric configuration each feature is in (pentagon, digon, ...).
@@ -99,12 +113,15 @@ def classify(
     coordinates. Definitions, thresholds and the JSON schema: docs/classify.md.
     """
     params = params_from(ClassifyParams, kwargs)
+    minima = params_from(MinimaParams, kwargs) if best_of or flag_minima else None
     steps = _parse_steps(step_spec)
     instances = _parse_instances(instance_spec)
     if fmt == "parquet" and output is None:
         raise fail("--format parquet needs -o FILE (parquet is binary)")
     try:
-        written = _run(store, params, steps, instances, fmt, output, save)
+        written = _run(
+            store, params, steps, instances, fmt, output, save, (minima, best_of, flag_minima)
+        )
     except ToyAnalysisError as err:
         message = str(err)
         raise fail(message if message.startswith(str(store)) else f"{store}: {message}") from None
@@ -128,6 +145,7 @@ def _run(
     fmt: str,
     output: Path | None,
     save: bool,
+    minima: tuple[MinimaParams | None, bool, bool] = (None, False, False),
 ) -> Any:
     """Open, classify (lazily), save when asked, and write: one library call each."""
     from toyanalysis import geometry
@@ -141,7 +159,16 @@ def _run(
             f"classifying its {ds.sizes['step']} recorded steps",
             err=True,
         )
+    flagged = None
+    if minima[0] is not None:  # --best-of / --flag-minima: cells among the chosen instances
+        from toyanalysis._minima import annotate, best_of, local_minima
+
+        flagged = local_minima(ds, minima[0], instances=instances)
+        if minima[1]:
+            ds, instances = best_of(ds, minima=flagged), None
     result = geometry.classify(ds, params, steps=steps, instances=instances)
+    if flagged is not None and minima[2]:
+        result = annotate(result, flagged)
     if save:
         result = result.compute()
         save_result(store, result, "classify")
