@@ -292,10 +292,39 @@ class ClassifyParams(Params):
         low=0.0,
         high=1.0,
     )
+    split_max_tol: float = option(
+        0.3,
+        float,
+        "Other components are split into registered shapes at overlap thresholds up to this.",
+        low=0.0,
+        high=1.0,
+    )
+    split_step: float = option(
+        0.05,
+        float,
+        "... rising from overlap_tol by this step (split_max_tol <= overlap_tol: no split).",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+    )
+    split_lone_tol: float = option(
+        0.2,
+        float,
+        "... and an other component falls apart into lone features only up to this.",
+        low=0.0,
+        high=1.0,
+    )
     rank_tol: float = option(
         0.2,
         float,
         "A component spans the singular values at least this fraction of the largest.",
+        low=0.0,
+        high=1.0,
+    )
+    rank_tol_many: float = option(
+        0.25,
+        float,
+        "... the same for components of three or more features (noise spreads over their dims).",
         low=0.0,
         high=1.0,
     )

@@ -13,10 +13,13 @@ The classification of one checkpoint (``W``, hidden x feature) goes:
 2. **Overlap graph**: the represented features are nodes, with an edge where
    ``|Ŵ_i · Ŵ_j| > overlap_tol`` (default 0.15). Its connected components are
    the tegum factors. Two orthogonal digons are two components, never a
-   square; an octahedron is three digons.
+   square; an octahedron is three digons. Components that are no registered
+   shape (and named ones that noise joined) are split into the shapes they
+   hold at thresholds up to ``split_max_tol`` (default 0.3; docs/classify.md).
 3. **Rank**: a component of ``k`` features spans ``d`` dimensions, the number
    of singular values of its unit directions ``Ŵ_C`` that are at least
-   ``rank_tol`` (default 0.2) times the largest.
+   ``rank_tol`` (default 0.2; ``rank_tol_many``, 0.25, for three or more
+   features) times the largest.
 4. **Match**: the component is compared with every shape of the registry
    (:class:`ShapeRegistry`, :data:`BUILTIN_SHAPES` by default) with the same
    ``k`` and ``d``. The comparison uses only the component's Gram matrix, so

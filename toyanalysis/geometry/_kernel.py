@@ -183,7 +183,12 @@ class _Classifier:
         labels = self._labels(adjacency, represented)
         del adjacency
         D = _dimensionality(G, norms)
-        sizes, config_kind, config_dims, matches = self._configurations(G, units, labels, D)
+        configured = self._configurations(G, units, labels, D)
+        split = self._split(G, units, labels, D, configured[1])
+        if split is not None:
+            labels = split
+            configured = self._configurations(G, units, labels, D)
+        sizes, config_kind, config_dims, matches = configured
         C = sizes.shape[1]
         feature_kind = np.where(
             labels >= 0,
@@ -207,6 +212,110 @@ class _Classifier:
             agrees,
             summary,
         )
+
+    def _group_codes(
+        self, labels: np.ndarray, config_kind: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each feature's component kind code and component size, ``(B, n)`` each."""
+        if not config_kind.shape[1]:
+            zero = np.zeros(labels.shape, dtype=np.int64)
+            return zero + self.vocab.pad, zero
+        index = np.maximum(labels, 0)
+        sizes = np.zeros(config_kind.shape, dtype=np.int64)
+        rows, cols = np.nonzero(labels >= 0)
+        np.add.at(sizes, (rows, labels[rows, cols]), 1)
+        kind = np.take_along_axis(config_kind, index, axis=1)
+        return kind, np.where(labels >= 0, np.take_along_axis(sizes, index, axis=1), 0)
+
+    def _split(
+        self,
+        G: np.ndarray,
+        units: np.ndarray,
+        labels: np.ndarray,
+        D: np.ndarray,
+        config_kind: np.ndarray,
+    ) -> np.ndarray | None:
+        """Tegum factors inside components, or None when no component splits.
+
+        Components of two or more features that are ``other``, and named ones
+        of three or more, are regrouped at overlap thresholds rising by
+        ``split_step`` up to ``split_max_tol``. In an ``other`` component the
+        groups of two or more features that are registered shapes are kept as
+        components and leave the graph (with their noise edges); what is left
+        stays one group (a lone feature left is ``dedicated`` by the usual
+        rule); it falls apart into lone features only at ``split_lone_tol``
+        or below (a triangle lifted into a cone, overlaps 0.29, stays). A named component is replaced only when all its groups are
+        registered shapes (a triangle and a dedicated feature joined by noise
+        look like a poor tetrahedron).
+        """
+        p = self.params
+        kind, size = self._group_codes(labels, config_kind)
+        was_named = (kind < self.vocab.other) & (size >= 3)
+        todo = (labels >= 0) & (size >= 2) & ((kind == self.vocab.other) | was_named)
+        steps = math.floor((p.split_max_tol - p.overlap_tol) / p.split_step + 1e-9)
+        if not todo.any() or steps < 1:
+            return None
+        ids = labels.astype(np.int64)
+        changed = np.zeros(labels.shape[0], dtype=bool)
+        for level in range(1, steps + 1):
+            tol = p.overlap_tol + level * p.split_step
+            rows, sub, named = self._regroup(G, units, D, labels, todo, was_named, tol)
+            if rows.size:
+                r, c = np.nonzero(named)
+                ids[rows[r], c] = level * labels.shape[1] + sub[r, c]
+                changed[rows[r]] = True
+                todo[rows] &= ~named
+        return _canonical(ids, changed, labels) if changed.any() else None
+
+    def _regroup(
+        self,
+        G: np.ndarray,
+        units: np.ndarray,
+        D: np.ndarray,
+        labels: np.ndarray,
+        todo: np.ndarray,
+        was_named: np.ndarray,
+        tol: float,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Components of the ``todo`` features at overlap ``tol`` in the checkpoints where
+        one splits: ``(rows, their labels, which features they settle)``."""
+        n = labels.shape[1]
+        rows = np.flatnonzero(todo.any(axis=1))
+        alive = todo[rows]
+        if not rows.size:
+            return rows, np.zeros((0, n), dtype=np.int64), alive
+        adjacency = np.abs(G[rows]) > tol
+        adjacency &= alive[:, :, None] & alive[:, None, :]
+        adjacency[:, np.arange(n), np.arange(n)] = False
+        sub = self._labels(adjacency, alive)
+        whole = np.where(alive, labels[rows], -1)
+        _, sub_size = self._group_codes(sub, np.zeros((len(rows), n), dtype=np.int64))
+        _, whole_size = self._group_codes(whole, np.zeros((len(rows), n), dtype=np.int64))
+        split = alive & (sub_size < whole_size)
+        keep = split.any(axis=1)
+        rows, sub, alive, whole, split = (
+            rows[keep],
+            sub[keep],
+            alive[keep],
+            whole[keep],
+            split[keep],
+        )
+        if not rows.size:
+            return rows, sub, split
+        kind, size = self._group_codes(
+            sub, self._configurations(G[rows], units[rows], sub, D[rows])[1]
+        )
+        shaped = split & (kind < self.vocab.other)
+        # a component is replaced whole only when every one of its groups is a shape
+        unshaped = np.zeros((len(rows), n + 1), dtype=np.int64)
+        r, c = np.nonzero(~shaped & alive)
+        np.add.at(unshaped, (r, whole[r, c]), 1)
+        whole_ok = np.take_along_axis(unshaped, np.maximum(whole, 0), axis=1) == 0
+        lone_ok = tol <= self.params.split_lone_tol + 1e-12
+        named = np.where(
+            was_named[rows], shaped & whole_ok, shaped & ((size >= 2) | (whole_ok & lone_ok))
+        )
+        return rows, sub, named
 
     def _evidence(
         self, D: np.ndarray, labels: np.ndarray, sizes: np.ndarray, dims: np.ndarray
@@ -290,7 +399,8 @@ class _Classifier:
         else:
             U = units[b[:, None, None], np.arange(m)[None, :, None], members[:, None, :]]
             eig = np.linalg.eigvalsh(np.matmul(U, np.swapaxes(U, -1, -2)))
-        dims = (eig >= (p.rank_tol**2) * eig[:, -1:]).sum(axis=1)
+        tol = p.rank_tol if k < 3 else p.rank_tol_many
+        dims = (eig >= (tol**2) * eig[:, -1:]).sum(axis=1)
         match = _Match.empty(N, self.vocab.other)
         if candidates and sub is not None:
             self._score(match, sub, dims, members, candidates)
@@ -401,6 +511,21 @@ class _Classifier:
         if len(parts) == 1 and parts[0][0] == 1:
             return parts[0][1]
         return " + ".join(f"{count} {name}" for count, name in parts)
+
+
+def _canonical(ids: np.ndarray, changed: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Group ids relabelled 0, 1, ... by decreasing size, then smallest feature, in the
+    ``changed`` rows (the others keep ``labels``); -1 stays -1."""
+    out = labels.copy()
+    for row in np.flatnonzero(changed).tolist():
+        values, first, counts = np.unique(ids[row], return_index=True, return_counts=True)
+        keep = values >= 0
+        values, first, counts = values[keep], first[keep], counts[keep]
+        order = np.lexsort((first, -counts))
+        rank = np.empty(len(values), dtype=np.int64)
+        rank[order] = np.arange(len(values))
+        out[row] = np.where(ids[row] >= 0, rank[np.searchsorted(values, ids[row])], -1)
+    return out
 
 
 # Working memory one sub-block of checkpoints may use inside the kernel (Gram matrices

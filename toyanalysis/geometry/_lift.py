@@ -175,7 +175,11 @@ def _attrs(ds: xr.Dataset, params: ClassifyParams, shapes: ShapeRegistry) -> dic
     return {
         "norm_threshold": params.norm_threshold,
         "overlap_tol": params.overlap_tol,
+        "split_max_tol": params.split_max_tol,
+        "split_step": params.split_step,
+        "split_lone_tol": params.split_lone_tol,
         "rank_tol": params.rank_tol,
+        "rank_tol_many": params.rank_tol_many,
         "min_fit": params.min_fit,
         "max_angle_error": params.max_angle_error,
         "parallel_cos": params.parallel_cos,
