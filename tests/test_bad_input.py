@@ -226,3 +226,18 @@ def test_threads_and_instance_ranges_are_bounded(cli, tmp_path):
     intro = Path(__file__).resolve().parent.parent / "datasets" / "intro.zarr"
     reversed_range = cli("classify", intro, "--instance", "3-1")
     assert reversed_range.exit_code == 2 and "0-7" in reversed_range.stderr
+
+
+def test_classify_into_a_closed_pipe_ends_quietly_with_141():
+    """``classify --step all --format csv | head`` said "cannot write None" and exited 3."""
+    import subprocess
+    import sys
+
+    intro = Path(__file__).resolve().parent.parent / "datasets" / "intro.zarr"
+    code = "from toyanalysis_cli.main import run; run()"
+    args = [sys.executable, "-c", code, "classify", str(intro), "--step", "all", "--format", "csv"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().startswith(b"instance,step")
+    proc.stdout.close()  # the reader goes away, as head does
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"Error" not in stderr and b"Traceback" not in stderr

@@ -125,8 +125,8 @@ def classify(
     except ToyAnalysisError as err:
         message = str(err)
         raise fail(message if message.startswith(str(store)) else f"{store}: {message}") from None
-    except OSError as err:
-        raise fail(f"cannot write {output}: {err.strerror or err}") from None
+    # OSErrors go to the command group: a closed pipe (``| head``) ends quietly
+    # with 141, any other is one line naming the file, exit 3
     if output is not None:
         click.echo(f"wrote {output}", err=True)
     if written.invalid:
