@@ -724,23 +724,7 @@ def write_store(path: str | os.PathLike[str], ds: xr.Dataset, *, overwrite: bool
     with StoreLock(path, "write_store", run_id=run_id):
         prepare_output(path, overwrite)  # again, now that no other writer can change it
         _remove_leftovers(path)
-        tmp = _sibling(path, "creating", run_id)
-        try:
-            ds.to_zarr(
-                tmp,
-                mode="w-",
-                zarr_format=3,
-                consolidated=False,
-                encoding=_encoding(ds, step_chunk(ds)),
-            )
-            _set_progress(tmp, committed=int(ds.sizes["step"]), complete=True)
-        except OSError as err:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise _os_error(path, "writing failed", err) from None
-        except Exception:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        _move_into_place(tmp, path, run_id)
+        _build_beside(path, ds, run_id, complete=True, failure="writing failed")
 
 
 def save_analysis(path: str | os.PathLike[str], result: xr.Dataset, name: str) -> str:
@@ -1086,22 +1070,33 @@ def create_trajectory(
     run_id = str(template.attrs.get(RUN_ID) or new_run_id())
     prepare_output(path, overwrite)
     _remove_leftovers(path)
+    _build_beside(path, template, run_id, complete=False, failure="cannot create the store")
+
+
+def _build_beside(path: Path, ds: xr.Dataset, run_id: str, *, complete: bool, failure: str) -> None:
+    """Write ``ds`` beside ``path`` (``.NAME.creating-RUNID``), then move it into place.
+
+    ``complete``: a whole dataset, every record committed (``write_store``);
+    otherwise a lazy template whose data are not computed, nothing committed
+    (``create_trajectory``, with its fault-injection points). A failure removes
+    the half-made folder; ``path`` is never touched until the move.
+    """
     tmp = _sibling(path, "creating", run_id)
     try:
-        template.to_zarr(
-            tmp,
-            mode="w-",
-            zarr_format=3,
-            consolidated=False,
-            compute=False,
-            encoding=_encoding(template, step_chunk(template)),
-        )
-        _fault("create:template")
-        _set_progress(tmp, committed=0, complete=False)
-        _fault("create:progress")
+        encoding = _encoding(ds, step_chunk(ds))
+        if complete:
+            ds.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding)
+        else:
+            ds.to_zarr(
+                tmp, mode="w-", zarr_format=3, consolidated=False, encoding=encoding, compute=False
+            )
+            _fault("create:template")
+        _set_progress(tmp, committed=int(ds.sizes["step"]) if complete else 0, complete=complete)
+        if not complete:
+            _fault("create:progress")
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise _os_error(path, "cannot create the store", err) from None
+        raise _os_error(path, failure, err) from None
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
